@@ -1,0 +1,1 @@
+"""Every contract between the services: topic names and headers, message shapes, database tables."""

@@ -1,0 +1,60 @@
+"""Kafka topics, their keys and headers: the contract between producer and consumer.
+
+The producer publishes each WebSocket frame byte for byte to RAW_TOPIC; the consumer
+turns what it can into rows and sends the rest, unchanged, to DLQ_TOPIC.
+"""
+
+from dataclasses import dataclass
+
+RAW_TOPIC = "binance.raw"
+DLQ_TOPIC = "binance.raw.dlq"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int
+
+
+_DAY_MS = 24 * 60 * 60 * 1000
+
+# Keys are the upper-case symbol, so one symbol's messages stay on one partition and in order.
+# Three partitions let up to three consumers share the load; the DLQ is small and kept longer
+# because a person has to look at it.
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(RAW_TOPIC, partitions=3, retention_ms=7 * _DAY_MS),
+    TopicSpec(DLQ_TOPIC, partitions=1, retention_ms=30 * _DAY_MS),
+)
+
+
+class Header:
+    """Names of the Kafka headers. Values are UTF-8 strings."""
+
+    # Set by the producer on every raw message.
+    STREAM = "stream"  # Binance stream name, e.g. "btcusdt@trade"
+    SOURCE = "source"  # "ws" or "rest"
+    RECEIVED_AT_NS = "received_at_ns"  # producer wall clock at receipt, ns since the Unix epoch, UTC
+    CONNECTION_ID = "connection_id"  # which WebSocket connection delivered it
+
+    # Set by the consumer on every dead-lettered message, beside the original headers.
+    DLQ_REASON = "dlq_reason"  # short machine-readable code, e.g. "non_positive_price"
+    DLQ_DETAIL = "dlq_detail"  # human-readable explanation
+    DLQ_SOURCE_TOPIC = "dlq_source_topic"
+    DLQ_SOURCE_PARTITION = "dlq_source_partition"
+    DLQ_SOURCE_OFFSET = "dlq_source_offset"
+
+
+class Source:
+    WS = "ws"
+    REST = "rest"
+
+
+def message_key(symbol: str) -> bytes:
+    """The Kafka key for a symbol's messages."""
+    return symbol.upper().encode()
+
+
+def symbol_from_stream(stream: str) -> str:
+    """'btcusdt@trade' -> 'BTCUSDT'. Binance stream names are the lower-case symbol, '@', the type."""
+    return stream.split("@", 1)[0].upper()
