@@ -1,0 +1,1 @@
+"""Reads Binance WebSocket market streams and publishes every raw frame, unchanged, to Kafka."""
