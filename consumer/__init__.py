@@ -1,0 +1,1 @@
+"""Validates and cleans raw Binance messages and persists them to PostgreSQL, exactly once in effect."""

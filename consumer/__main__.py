@@ -1,0 +1,34 @@
+"""`python -m consumer`: persist trades from the raw topic until SIGTERM or SIGINT."""
+
+import logging
+import signal
+import sys
+from types import FrameType
+
+from pythonjsonlogger.json import JsonFormatter
+
+from consumer.loop import TradeConsumer
+from consumer.settings import ConsumerSettings
+from consumer.sink import TradeSink
+
+
+def main() -> int:
+    settings = ConsumerSettings()
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    logging.basicConfig(level=settings.log_level, handlers=[handler])
+
+    consumer = TradeConsumer(settings, TradeSink(settings.database_url))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # Finish the batch in hand (write, commit) and leave the group; the loop checks this flag.
+        consumer.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    consumer.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Consumer settings, read from CONSUMER_* environment variables."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import DLQ_TOPIC, RAW_TOPIC
+
+
+class ConsumerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CONSUMER_")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    raw_topic: str = RAW_TOPIC
+    dlq_topic: str = DLQ_TOPIC
+    group_id: str = "binance-consumer"
+    database_url: str = "postgresql+psycopg2://binance@127.0.0.1:5432/binance"
+    # A batch closes at this many messages or after this long, whichever comes first.
+    batch_max_messages: int = 5000
+    batch_max_wait_s: float = 0.1
+    # Database retry backoff while PostgreSQL is unavailable.
+    retry_min_s: float = 0.5
+    retry_max_s: float = 15.0
+    log_level: str = "INFO"
