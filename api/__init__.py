@@ -1,0 +1,1 @@
+"""Answers price questions over HTTP from PostgreSQL (read-only)."""

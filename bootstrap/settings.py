@@ -1,0 +1,19 @@
+"""Bootstrap settings, read from BOOTSTRAP_* environment variables."""
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas.topics import DLQ_TOPIC, RAW_TOPIC
+
+
+class BootstrapSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BOOTSTRAP_")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    # A database role that owns the schema: migrations run as it.
+    database_url: str = "postgresql+psycopg2://binance@127.0.0.1:5432/binance"
+    # The api's role, granted read-only access to every table; empty to skip.
+    api_role: str = "binance_api"
+    raw_topic: str = RAW_TOPIC
+    dlq_topic: str = DLQ_TOPIC
+    wait_timeout_s: float = 120.0
+    log_level: str = "INFO"
