@@ -1,0 +1,316 @@
+"""The REST side: Binance's market-data paths, parameter rules, error bodies and weight headers.
+
+A Starlette app (FastAPI's base): its query parsing is done here by hand, because Binance's
+answers to bad parameters (-1100, -1102, -1121, ...) are part of what the fake must reproduce.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable, Container
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fake_binance import klines as kl
+from fake_binance import wire
+from fake_binance.exchange import Exchange
+
+_SYMBOL = re.compile(r"^[A-Z0-9-_.]{1,20}$")
+_SYMBOL_RANGE = "^[A-Z0-9-_.]{1,20}$"
+_SYMBOLS_RANGE = '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$'
+_SYMBOLS = re.compile(r'^\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}")*)?\]$')
+_UNSIGNED = re.compile(r"^[0-9]{1,20}$")
+_UNSIGNED_RANGE = "^[0-9]{1,20}$"
+_TIME_ZONE = re.compile(r"^([+-]?)([0-9]{1,2})(?::([0-9]{2}))?$")
+# Timestamps may be sent in milliseconds or microseconds; microseconds are 1000 times larger.
+_MICROSECOND_THRESHOLD = 10**14
+_TIME_UNITS = {"MILLISECOND": 1, "millisecond": 1, "MICROSECOND": 1000, "microsecond": 1000}
+MEDIA_TYPE = "application/json;charset=UTF-8"
+
+
+class BinanceError(Exception):
+    def __init__(self, code: int, msg: str, status: int = 400) -> None:
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+        self.status = status
+
+
+def _mandatory(name: str) -> BinanceError:
+    return BinanceError(-1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+
+
+def _illegal(name: str, legal_range: str) -> BinanceError:
+    return BinanceError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{legal_range}'.")
+
+
+def _not_valid(name: str) -> BinanceError:
+    return BinanceError(-1130, f"Data sent for parameter '{name}' is not valid.")
+
+
+def _invalid_symbol() -> BinanceError:
+    return BinanceError(-1121, "Invalid symbol.")
+
+
+def _bad_combination() -> BinanceError:
+    return BinanceError(-1128, "Combination of optional parameters invalid.")
+
+
+def _invalid_time_unit() -> BinanceError:
+    return BinanceError(-1194, "Invalid value for time unit; expected either MICROSECOND or MILLISECOND.")
+
+
+# --- parameters ------------------------------------------------------------------------------
+
+
+class Params:
+    """The query string with Binance's validation rules."""
+
+    def __init__(self, request: Request) -> None:
+        self._query = request.query_params
+
+    def text(self, name: str) -> str | None:
+        values = self._query.getlist(name)
+        if len(values) > 1:
+            raise BinanceError(-1101, "Duplicate values for a parameter detected.")
+        return values[0] if values else None
+
+    def has(self, name: str) -> bool:
+        return bool(self.text(name))
+
+    def symbol(self, known: Container[str], required: bool = True) -> str | None:
+        value = self.text("symbol")
+        if not value:
+            if required:
+                raise _mandatory("symbol")
+            return None
+        if not _SYMBOL.match(value):
+            raise _illegal("symbol", _SYMBOL_RANGE)
+        if value not in known:
+            raise _invalid_symbol()
+        return value
+
+    def symbols(self, known: Container[str]) -> list[str] | None:
+        value = self.text("symbols")
+        if not value:
+            return None
+        if not _SYMBOLS.match(value):
+            raise _illegal("symbols", _SYMBOLS_RANGE)
+        names: list[str] = json.loads(value)
+        if len(set(names)) != len(names):
+            raise BinanceError(-1151, "Symbol is present multiple times in the list.")
+        if any(name not in known for name in names):
+            raise _invalid_symbol()
+        return names
+
+    def unsigned(self, name: str) -> int | None:
+        value = self.text(name)
+        if value is None or value == "":
+            return None
+        if not _UNSIGNED.match(value):
+            raise _illegal(name, _UNSIGNED_RANGE)
+        return int(value)
+
+    def limit(self, default: int = 500, maximum: int = 1000) -> int:
+        value = self.unsigned("limit")
+        if value is None:
+            return default
+        if not 1 <= value <= maximum:
+            raise _not_valid("limit")
+        return value
+
+    def start_time(self) -> int | None:
+        value = self.unsigned("startTime")
+        if value is None:
+            return None
+        # Inclusive start in microseconds: the first whole millisecond at or after it.
+        return -(-value // 1000) if value >= _MICROSECOND_THRESHOLD else value
+
+    def end_time(self) -> int | None:
+        value = self.unsigned("endTime")
+        if value is None:
+            return None
+        return value // 1000 if value >= _MICROSECOND_THRESHOLD else value
+
+    def interval(self) -> str:
+        value = self.text("interval")
+        if not value:
+            raise _mandatory("interval")
+        if not kl.is_interval(value):
+            raise BinanceError(-1120, "Invalid interval.")
+        return value
+
+    def time_zone_offset_ms(self) -> int:
+        value = self.text("timeZone")
+        if value is None or value == "":
+            return 0
+        match = _TIME_ZONE.match(value)
+        if match is None:
+            raise _not_valid("timeZone")
+        sign = -1 if match[1] == "-" else 1
+        hours, minutes = int(match[2]), int(match[3] or 0)
+        offset_minutes = sign * (hours * 60 + minutes)
+        # Binance accepts offsets from -12:00 to +14:00 inclusive.
+        if minutes >= 60 or not -12 * 60 <= offset_minutes <= 14 * 60:
+            raise _not_valid("timeZone")
+        return offset_minutes * 60_000
+
+
+# --- request weight ----------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class WeightMeter:
+    """Request weight used per IP in the current minute, as Binance's REQUEST_WEIGHT limiter counts."""
+
+    limit: int
+    _used: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def charge(self, ip: str, weight: int, now_ms: int) -> int:
+        minute = now_ms // 60_000
+        window, used = self._used.get(ip, (minute, 0))
+        if window != minute:
+            used = 0
+        used += weight
+        self._used[ip] = (minute, used)
+        return used
+
+
+# --- the app ---------------------------------------------------------------------------------
+
+Handler = Callable[[Request, Params, int], Any]
+
+
+def _json_response(body: Any, status: int, used_weight: int, extra: dict[str, str] | None = None) -> Response:
+    headers = {"X-MBX-USED-WEIGHT-1M": str(used_weight), "X-MBX-USED-WEIGHT": str(used_weight)}
+    if extra:
+        headers.update(extra)
+    return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=MEDIA_TYPE)
+
+
+def create_app(exchange: Exchange) -> Starlette:
+    """The REST app over a running exchange (same event loop, so no locking)."""
+    meter = WeightMeter(exchange.info.request_weight_limit())
+    rules = exchange.info.rules
+
+    def endpoint(weight: int | Callable[[Params], int], handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            now = exchange.clock.now_ms()
+            params = Params(request)
+            try:
+                cost = weight(params) if callable(weight) else weight
+            except BinanceError:
+                cost = 1
+            ip = request.client.host if request.client else "?"
+            used = meter.charge(ip, cost, now)
+            if used > meter.limit:
+                retry_after = str(60 - now % 60_000 // 1000)
+                error = wire.rest_error(
+                    -1003,
+                    f"Too much request weight used; current limit is {meter.limit} request weight per 1 MINUTE. "
+                    "Please use WebSocket Streams for live updates to avoid polling the API.",
+                )
+                return _json_response(error, 429, used, {"Retry-After": retry_after})
+            unit = request.headers.get("X-MBX-TIME-UNIT", "MILLISECOND")
+            try:
+                if unit not in _TIME_UNITS:
+                    raise _invalid_time_unit()
+                body = handler(request, params, _TIME_UNITS[unit])
+            except BinanceError as error:
+                return _json_response(wire.rest_error(error.code, error.msg), error.status, used)
+            return _json_response(body, 200, used)
+
+        return run
+
+    def ping(_request: Request, _params: Params, _scale: int) -> Any:
+        return {}
+
+    def server_time(_request: Request, _params: Params, scale: int) -> Any:
+        return {"serverTime": exchange.clock.now_ms() * scale}
+
+    def exchange_info(_request: Request, params: Params, scale: int) -> Any:
+        symbol = params.symbol(rules, required=False)
+        symbols = params.symbols(rules)
+        status = params.text("symbolStatus")
+        if symbol is not None and symbols is not None:
+            raise _bad_combination()
+        if status and (symbol is not None or symbols is not None):
+            raise _bad_combination()
+        if status and status not in ("TRADING", "HALT", "BREAK"):
+            raise BinanceError(-1122, "Invalid symbolStatus.")
+        chosen: list[str] | None = [symbol] if symbol is not None else symbols
+        if status:
+            chosen = [name for name in exchange.info.symbols if rules[name].status == status]
+        return exchange.info.document(exchange.clock.now_ms() * scale, chosen)
+
+    def recent_trades(_request: Request, params: Params, scale: int) -> Any:
+        symbol = params.symbol(rules)
+        assert symbol is not None
+        limit = params.limit()
+        return [wire.rest_trade(t, rules[symbol], scale) for t in exchange.histories[symbol].recent_trades(limit)]
+
+    def historical_trades(_request: Request, params: Params, scale: int) -> Any:
+        symbol = params.symbol(rules)
+        assert symbol is not None
+        limit = params.limit()
+        from_id = params.unsigned("fromId")
+        history = exchange.histories[symbol]
+        found = history.recent_trades(limit) if from_id is None else history.trades_from_id(from_id, limit)
+        return [wire.rest_trade(t, rules[symbol], scale) for t in found]
+
+    def agg_trades(_request: Request, params: Params, scale: int) -> Any:
+        symbol = params.symbol(rules)
+        assert symbol is not None
+        limit = params.limit()
+        from_id = params.unsigned("fromId")
+        start, end = params.start_time(), params.end_time()
+        # fromId cannot be combined with a time range (Binance dropped that combination in 2024).
+        if from_id is not None and (start is not None or end is not None):
+            raise _bad_combination()
+        found = exchange.histories[symbol].agg_trades_query(from_id, start, end, limit)
+        return [wire.rest_agg_trade(a, rules[symbol], scale) for a in found]
+
+    def klines(_request: Request, params: Params, scale: int) -> Any:
+        symbol = params.symbol(rules)
+        assert symbol is not None
+        interval = params.interval()
+        start, end = params.start_time(), params.end_time()
+        offset = params.time_zone_offset_ms()
+        limit = params.limit()
+        if start is not None and end is not None and start > end:
+            return []
+        found = exchange.histories[symbol].klines_query(interval, start, end, limit, exchange.clock.now_ms(), offset)
+        return [wire.rest_kline_row(k, rules[symbol], scale) for k in found]
+
+    def ticker_price(_request: Request, params: Params, _scale: int) -> Any:
+        symbol = params.symbol(rules, required=False)
+        symbols = params.symbols(rules)
+        if symbol is not None and symbols is not None:
+            raise _bad_combination()
+        if symbol is not None:
+            return wire.rest_ticker_price(symbol, exchange.last_price(symbol), rules[symbol])
+        names = symbols if symbols is not None else list(exchange.info.symbols)
+        return [wire.rest_ticker_price(name, exchange.last_price(name), rules[name]) for name in names]
+
+    def ticker_weight(params: Params) -> int:
+        return 2 if params.has("symbol") else 4
+
+    routes = [
+        Route("/api/v3/ping", endpoint(1, ping)),
+        Route("/api/v3/time", endpoint(1, server_time)),
+        Route("/api/v3/exchangeInfo", endpoint(20, exchange_info)),
+        Route("/api/v3/trades", endpoint(25, recent_trades)),
+        Route("/api/v3/historicalTrades", endpoint(25, historical_trades)),
+        Route("/api/v3/aggTrades", endpoint(4, agg_trades)),
+        Route("/api/v3/klines", endpoint(2, klines)),
+        Route("/api/v3/uiKlines", endpoint(2, klines)),
+        Route("/api/v3/ticker/price", endpoint(ticker_weight, ticker_price)),
+    ]
+    return Starlette(routes=routes)

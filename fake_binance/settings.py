@@ -1,0 +1,51 @@
+"""Settings of the fake exchange: environment (FAKE_BINANCE_*) first, CLI flags over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class FakeBinanceSettings(BaseSettings):
+    """Everything `python -m fake_binance` can be told; validated once at start."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FAKE_BINANCE_",
+        cli_prog_name="python -m fake_binance",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        extra="ignore",
+    )
+
+    host: str = Field("127.0.0.1", description="interface both servers listen on")
+    ws_port: int = Field(9443, ge=0, le=65535, description="WebSocket port (0: any free port)")
+    rest_port: int = Field(8090, ge=0, le=65535, description="REST port (0: any free port)")
+    symbols: str = Field("BTCUSDT,ETHUSDT", description="comma-separated symbols to trade")
+    trades_per_second: float = Field(5.0, ge=0, description="trades per second per symbol (0: none)")
+    max_trades: int = Field(0, ge=0, description="trades per symbol before the market goes quiet (0: no cap)")
+    first_trade_id: int = Field(1, ge=0, description="id of the first trade of every symbol")
+    seed: int = Field(1, description="seed of the random walk; same seed, same trades")
+    record_path: Path | None = Field(None, description="append every emitted trade payload here")
+    replay_path: Path | None = Field(None, description="JSON-lines file to replay instead of generating")
+    replay_speed: float = Field(1.0, ge=0, description="replay time factor (2: twice as fast, 0: no pauses)")
+    wait_for_subscriber: bool = Field(True, description="start trading when the first stream is subscribed")
+    ping_interval_s: float = Field(20.0, gt=0, description="server ping period (Binance: 20 s)")
+    pong_timeout_s: float = Field(60.0, gt=0, description="close a connection silent this long after a ping")
+    connection_lifetime_s: float = Field(86400.0, gt=0, description="close connections this old (Binance: 24 h)")
+    log_level: str = Field("INFO", description="logging level")
+
+    @field_validator("symbols")
+    @classmethod
+    def _normalise_symbols(cls, value: str) -> str:
+        names = [name.strip().upper() for name in value.split(",") if name.strip()]
+        if not names:
+            raise ValueError("at least one symbol is required")
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate symbols in {value!r}")
+        return ",".join(names)
+
+    @property
+    def symbol_list(self) -> tuple[str, ...]:
+        return tuple(self.symbols.split(","))

@@ -1,0 +1,372 @@
+"""The WebSocket side: Binance's URL layout, live control messages, pings, limits, closes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from fake_binance import streams, wire
+from fake_binance.exchange import Event, Exchange
+from fake_binance.settings import FakeBinanceSettings
+
+log = logging.getLogger("fake_binance.ws")
+
+# Binance: at most 5 incoming messages per second per connection, 1024 streams per connection.
+MAX_INCOMING_PER_SECOND = 5
+MAX_STREAMS = 1024
+# Frames waiting for a slow reader before the connection is dropped.
+SEND_QUEUE_LIMIT = 100_000
+METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
+# Binance accepts exactly these spellings of `timeUnit` in the URL.
+_TIME_UNITS = {
+    "MILLISECOND": wire.MILLISECONDS,
+    "millisecond": wire.MILLISECONDS,
+    "MICROSECOND": wire.MICROSECONDS,
+    "microsecond": wire.MICROSECONDS,
+}
+
+
+# --- the URL ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionSpec:
+    combined: bool
+    streams: tuple[str, ...]
+    time_scale: int
+
+
+class BadRequestPath(ValueError):
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def parse_request_path(path: str) -> ConnectionSpec:
+    """`/ws`, `/ws/<s1>[/<s2>...]` (raw payloads) or `/stream?streams=<s1>/<s2>` (wrapped)."""
+    parts = urlsplit(path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unit = query.get("timeUnit", ["MILLISECOND"])[-1]
+    time_scale = _TIME_UNITS.get(unit)
+    if time_scale is None:
+        raise BadRequestPath(400, f"Invalid timeUnit: {unit}")
+    route = unquote(parts.path).rstrip("/")
+    if route == "/ws":
+        return ConnectionSpec(combined=False, streams=(), time_scale=time_scale)
+    if route.startswith("/ws/"):
+        names = [name for name in route.removeprefix("/ws/").split("/") if name]
+        return ConnectionSpec(combined=False, streams=_unique(names), time_scale=time_scale)
+    if route == "/stream":
+        names = [name for value in query.get("streams", []) for name in value.split("/") if name]
+        return ConnectionSpec(combined=True, streams=_unique(names), time_scale=time_scale)
+    raise BadRequestPath(404, "Not Found")
+
+
+def _unique(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+# --- live control messages --------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class ControlOutcome:
+    reply: str
+    subscribe: list[str] = field(default_factory=list)
+    unsubscribe: list[str] = field(default_factory=list)
+    combined: bool | None = None
+
+
+def _serde_position(error: json.JSONDecodeError) -> str:
+    # Binance's parser (serde) words it "expected value at line 1 column 1".
+    detail = "expected value" if error.msg.startswith("Expecting value") else error.msg[0].lower() + error.msg[1:]
+    return f"{detail} at line {error.lineno} column {error.colno}"
+
+
+def _end_position(text: str) -> str:
+    lines = text.split("\n")
+    return f"at line {len(lines)} column {len(lines[-1])}"
+
+
+def handle_control(text: str, subscribed: list[str], combined: bool) -> ControlOutcome:
+    """Binance's answer to one control message, and what it changes. Pure."""
+    try:
+        request = json.loads(text)
+    except json.JSONDecodeError as error:
+        return ControlOutcome(wire.control_error(3, f"Invalid JSON: {_serde_position(error)}", with_id=False))
+    if not isinstance(request, dict):
+        return ControlOutcome(wire.control_error(2, "Invalid request: expected a JSON object", None))
+    request_id = request.get("id")
+    if "method" not in request:
+        return ControlOutcome(
+            wire.control_error(2, f"Invalid request: missing field `method` {_end_position(text)}", None)
+        )
+    method = request["method"]
+    if method not in METHODS:
+        variant = method if isinstance(method, str) else json.dumps(method)
+        expected = ", ".join(f"`{m}`" for m in METHODS)
+        return ControlOutcome(
+            wire.control_error(2, f"Invalid request: unknown variant `{variant}`, expected one of {expected}", None)
+        )
+    if not _valid_request_id(request):
+        return ControlOutcome(wire.control_error(2, "Invalid request: request ID must be an unsigned integer", None))
+    params = request.get("params", [])
+    if not isinstance(params, list):
+        return ControlOutcome(wire.control_error(2, "Invalid request: invalid type: expected a sequence", request_id))
+    if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+        return _subscription(method, params, request_id, subscribed)
+    if method == "LIST_SUBSCRIPTIONS":
+        if params:
+            return ControlOutcome(wire.control_error(2, "Invalid request: too many parameters", request_id))
+        return ControlOutcome(wire.control_result(list(subscribed), request_id))
+    return _property(method, params, request_id, combined)
+
+
+def _valid_request_id(request: dict[str, Any]) -> bool:
+    # The id may be a 64-bit signed integer, an alphanumeric string of up to 36 characters, or null.
+    if "id" not in request:
+        return False
+    value = request["id"]
+    if value is None:
+        return True
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return -(2**63) <= value < 2**63
+    return isinstance(value, str) and _REQUEST_ID.match(value) is not None
+
+
+def _subscription(method: str, params: list[Any], request_id: Any, subscribed: list[str]) -> ControlOutcome:
+    if not all(isinstance(name, str) and streams.is_valid_stream(name) for name in params):
+        return ControlOutcome(wire.control_error(2, "Invalid request: invalid stream", request_id))
+    names = list(dict.fromkeys(params))
+    if method == "UNSUBSCRIBE":
+        return ControlOutcome(wire.control_result(None, request_id), unsubscribe=names)
+    if len(set(subscribed) | set(names)) > MAX_STREAMS:
+        return ControlOutcome(wire.control_error(2, "Invalid request: too many streams", request_id))
+    return ControlOutcome(wire.control_result(None, request_id), subscribe=names)
+
+
+def _property(method: str, params: list[Any], request_id: Any, combined: bool) -> ControlOutcome:
+    wanted = 2 if method == "SET_PROPERTY" else 1
+    if len(params) > wanted:
+        return ControlOutcome(wire.control_error(2, "Invalid request: too many parameters", request_id))
+    if not params or not isinstance(params[0], str):
+        return ControlOutcome(wire.control_error(2, "Invalid request: property name must be a string", request_id))
+    if params[0] != "combined":
+        return ControlOutcome(wire.control_error(0, "Unknown property", request_id))
+    if method == "GET_PROPERTY":
+        return ControlOutcome(wire.control_result(combined, request_id))
+    if len(params) < 2 or not isinstance(params[1], bool):
+        return ControlOutcome(wire.control_error(1, "Invalid value type: expected Boolean", request_id))
+    return ControlOutcome(wire.control_result(None, request_id), combined=params[1])
+
+
+# --- one connection ---------------------------------------------------------------------------
+
+
+class StreamConnection:
+    """One client: its subscriptions, its outgoing queue, its keepalive and its limits."""
+
+    def __init__(
+        self, ws: ServerConnection, spec: ConnectionSpec, exchange: Exchange, settings: FakeBinanceSettings
+    ) -> None:
+        self.ws = ws
+        self.exchange = exchange
+        self.settings = settings
+        self.combined = spec.combined
+        self.time_scale = spec.time_scale
+        self.streams: list[str] = []
+        self._outbox: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_LIMIT)
+        self._incoming: deque[float] = deque()
+        self._closing: asyncio.Task[None] | None = None
+        self._pong_watchers: set[asyncio.Task[None]] = set()
+        self._add_streams(spec.streams)
+
+    @property
+    def peer(self) -> str:
+        address = self.ws.remote_address
+        return f"{address[0]}:{address[1]}" if address else "?"
+
+    def deliver(self, event: Event) -> None:
+        self._send(event.text(self.time_scale, self.combined))
+
+    def deliver_shutdown(self, event_time: int) -> None:
+        payload = wire.encode(wire.server_shutdown_payload(event_time, self.time_scale))
+        self._send(wire.combined_frame(wire.SERVER_SHUTDOWN_STREAM, payload) if self.combined else payload)
+
+    def _send(self, text: str) -> None:
+        try:
+            self._outbox.put_nowait(text)
+        except asyncio.QueueFull:
+            self.close_soon(1008, "Slow consumer")
+
+    def close_soon(self, code: int, reason: str) -> None:
+        if self._closing is None:
+            log.info("closing connection", extra={"peer": self.peer, "code": code, "reason": reason})
+            self._closing = asyncio.create_task(self.ws.close(code, reason))
+
+    def _add_streams(self, names: Iterable[str]) -> None:
+        new = [name for name in names if name not in self.streams]
+        self.streams.extend(new)
+        self.exchange.subscribe(self, new)
+
+    def _remove_streams(self, names: Iterable[str]) -> None:
+        gone = [name for name in names if name in self.streams]
+        self.streams = [name for name in self.streams if name not in gone]
+        self.exchange.unsubscribe(self, gone)
+
+    async def run(self) -> None:
+        log.info(
+            "connection open",
+            extra={
+                "peer": self.peer,
+                "path": self.ws.request.path if self.ws.request else None,
+                "streams": self.streams,
+                "combined": self.combined,
+            },
+        )
+        tasks = [
+            asyncio.create_task(self._write()),
+            asyncio.create_task(self._keepalive()),
+            asyncio.create_task(self._expire()),
+        ]
+        try:
+            async for message in self.ws:
+                self._on_message(message)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._remove_streams(list(self.streams))
+            for task in (*tasks, *self._pong_watchers):
+                task.cancel()
+            log.info("connection closed", extra={"peer": self.peer, "code": self.ws.close_code})
+
+    def _on_message(self, message: str | bytes) -> None:
+        now = time.monotonic()
+        self._incoming.append(now)
+        while self._incoming and now - self._incoming[0] >= 1.0:
+            self._incoming.popleft()
+        if len(self._incoming) > MAX_INCOMING_PER_SECOND:
+            self.close_soon(1008, "Too many requests")
+            return
+        text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+        outcome = handle_control(text, self.streams, self.combined)
+        self._remove_streams(outcome.unsubscribe)
+        self._add_streams(outcome.subscribe)
+        if outcome.combined is not None:
+            self.combined = outcome.combined
+        self._send(outcome.reply)
+        if outcome.subscribe or outcome.unsubscribe:
+            log.info(
+                "subscriptions changed",
+                extra={
+                    "peer": self.peer,
+                    "added": outcome.subscribe,
+                    "removed": outcome.unsubscribe,
+                    "streams": len(self.streams),
+                },
+            )
+
+    async def _write(self) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                text = await self._outbox.get()
+                await self.ws.send(text)
+
+    async def flush(self, timeout: float) -> None:
+        """Wait (bounded) until everything queued has been handed to the socket."""
+        deadline = time.monotonic() + timeout
+        while not self._outbox.empty() and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+
+    async def _keepalive(self) -> None:
+        # Binance pings every 20 s and drops a connection that has not answered within a minute.
+        while True:
+            await asyncio.sleep(self.settings.ping_interval_s)
+            payload = str(self.exchange.clock.now_ms()).encode()
+            try:
+                pong = await self.ws.ping(payload)
+            except ConnectionClosed:
+                return
+            watcher = asyncio.create_task(self._expect_pong(pong))
+            self._pong_watchers.add(watcher)
+            watcher.add_done_callback(self._pong_watchers.discard)
+
+    async def _expect_pong(self, pong: Any) -> None:
+        try:
+            await asyncio.wait_for(pong, self.settings.pong_timeout_s)
+        except TimeoutError:
+            self.close_soon(1008, "Pong timeout")
+        except ConnectionClosed:
+            pass
+
+    async def _expire(self) -> None:
+        # A single connection is only valid for 24 hours on Binance.
+        await asyncio.sleep(self.settings.connection_lifetime_s)
+        self.close_soon(1000, "Connection lifetime expired")
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+class StreamServer:
+    def __init__(self, exchange: Exchange, settings: FakeBinanceSettings) -> None:
+        self.exchange = exchange
+        self.settings = settings
+        self.connections: set[StreamConnection] = set()
+        self._server: Server | None = None
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        try:
+            parse_request_path(request.path)
+        except BadRequestPath as error:
+            return connection.respond(error.status, f"{error}\n")
+        return None
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        spec = parse_request_path(ws.request.path)
+        connection = StreamConnection(ws, spec, self.exchange, self.settings)
+        self.connections.add(connection)
+        try:
+            await connection.run()
+        finally:
+            self.connections.discard(connection)
+
+    async def start(self, sock: Any) -> None:
+        self._server = await serve(
+            self._handle,
+            sock=sock,
+            process_request=self._process_request,
+            # Pings are sent by StreamConnection on Binance's schedule, not by the library.
+            ping_interval=None,
+            ping_timeout=None,
+            max_size=2**20,
+        )
+
+    async def announce_shutdown_and_close(self, grace_s: float = 1.0) -> None:
+        """Send Binance's serverShutdown event to everyone, then close the listener and connections."""
+        now = self.exchange.clock.now_ms()
+        for connection in list(self.connections):
+            connection.deliver_shutdown(now)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*(c.flush(grace_s) for c in list(self.connections))), grace_s + 0.5)
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 5.0)
