@@ -1,0 +1,24 @@
+# One Dockerfile for every Python service; SERVICE picks the dependency group from pyproject.toml
+# (producer, consumer, api, bootstrap, fake-binance), so each image carries only what it runs.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ARG SERVICE
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+RUN python -m venv /opt/venv
+COPY pyproject.toml ./
+COPY schemas ./schemas
+COPY producer ./producer
+COPY consumer ./consumer
+COPY api ./api
+COPY bootstrap ./bootstrap
+COPY fake_binance ./fake_binance
+RUN /opt/venv/bin/pip install ".[${SERVICE:?set the SERVICE build argument}]"
+
+FROM ${PYTHON_IMAGE}
+RUN useradd --system --uid 10001 --no-create-home app
+COPY --from=build /opt/venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
+WORKDIR /app
+USER 10001
