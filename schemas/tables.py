@@ -13,6 +13,7 @@ from sqlalchemy import (
     Text,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 metadata = MetaData()
 
@@ -34,3 +35,106 @@ trades = Table(
 
 # "Latest price" and "price at a second" walk this index backwards from a time.
 Index("trades_symbol_trade_time_idx", trades.c.symbol, trades.c.trade_time)
+
+# Aggregate trades (`<symbol>@aggTrade`, REST /api/v3/aggTrades): ids consecutive per symbol.
+agg_trades = Table(
+    "agg_trades",
+    metadata,
+    Column("symbol", Text, nullable=False),
+    Column("agg_trade_id", BigInteger, nullable=False),
+    Column("price", Numeric, nullable=False),
+    Column("quantity", Numeric, nullable=False),
+    Column("first_trade_id", BigInteger, nullable=False),
+    Column("last_trade_id", BigInteger, nullable=False),
+    Column("trade_time", DateTime(timezone=True), nullable=False),
+    Column("buyer_is_maker", Boolean, nullable=False),
+    # REST records carry no event time.
+    Column("event_time", DateTime(timezone=True), nullable=True),
+    Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("symbol", "agg_trade_id", name="agg_trades_pkey"),
+)
+Index("agg_trades_symbol_trade_time_idx", agg_trades.c.symbol, agg_trades.c.trade_time)
+
+# Klines as Binance sent them (WebSocket `<symbol>@kline_<interval>` or REST /api/v3/klines).
+# One row per symbol, interval and open time: an open kline is updated until it closes.
+klines = Table(
+    "klines",
+    metadata,
+    Column("symbol", Text, nullable=False),
+    Column("interval", Text, nullable=False),
+    Column("open_time", DateTime(timezone=True), nullable=False),
+    Column("close_time", DateTime(timezone=True), nullable=False),
+    Column("open", Numeric, nullable=False),
+    Column("high", Numeric, nullable=False),
+    Column("low", Numeric, nullable=False),
+    Column("close", Numeric, nullable=False),
+    Column("volume", Numeric, nullable=False),
+    Column("quote_volume", Numeric, nullable=False),
+    Column("trade_count", BigInteger, nullable=False),
+    Column("taker_buy_base_volume", Numeric, nullable=False),
+    Column("taker_buy_quote_volume", Numeric, nullable=False),
+    Column("first_trade_id", BigInteger, nullable=True),
+    Column("last_trade_id", BigInteger, nullable=True),
+    Column("is_closed", Boolean, nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=True),
+    Column("source", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("symbol", "interval", "open_time", name="klines_pkey"),
+)
+
+# Best bid and ask (`<symbol>@bookTicker`); the payload has no time, so the producer's receive time.
+book_tickers = Table(
+    "book_tickers",
+    metadata,
+    Column("symbol", Text, nullable=False),
+    Column("update_id", BigInteger, nullable=False),
+    Column("bid_price", Numeric, nullable=False),
+    Column("bid_quantity", Numeric, nullable=False),
+    Column("ask_price", Numeric, nullable=False),
+    Column("ask_quantity", Numeric, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("symbol", "update_id", name="book_tickers_pkey"),
+)
+
+# Symbols as listed by GET /api/v3/exchangeInfo: what "known symbol" means to the consumer, and
+# what the api's Binance-compatible exchangeInfo serves. `info` is the entry exactly as received.
+symbols = Table(
+    "symbols",
+    metadata,
+    Column("symbol", Text, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("base_asset", Text, nullable=False),
+    Column("quote_asset", Text, nullable=False),
+    Column("info", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+
+def _trade_candles(name: str) -> Table:
+    """Candles computed from stored trades, maintained by the consumer in the same transaction as
+    the trades it inserts (only newly inserted trades count, so a replay adds nothing). Open and
+    close are the prices of the first and last trade id in the bucket, so late or out-of-order
+    batches merge correctly."""
+    return Table(
+        name,
+        metadata,
+        Column("symbol", Text, nullable=False),
+        Column("open_time", DateTime(timezone=True), nullable=False),
+        Column("open", Numeric, nullable=False),
+        Column("high", Numeric, nullable=False),
+        Column("low", Numeric, nullable=False),
+        Column("close", Numeric, nullable=False),
+        Column("volume", Numeric, nullable=False),
+        Column("quote_volume", Numeric, nullable=False),
+        Column("trade_count", BigInteger, nullable=False),
+        Column("taker_buy_base_volume", Numeric, nullable=False),
+        Column("taker_buy_quote_volume", Numeric, nullable=False),
+        Column("first_trade_id", BigInteger, nullable=False),
+        Column("last_trade_id", BigInteger, nullable=False),
+        PrimaryKeyConstraint("symbol", "open_time", name=f"{name}_pkey"),
+    )
+
+
+# 1-second and 1-minute rollups: every Binance interval is a grouping of one of them.
+trade_candles_1s = _trade_candles("trade_candles_1s")
+trade_candles_1m = _trade_candles("trade_candles_1m")

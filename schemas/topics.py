@@ -35,7 +35,10 @@ class Header:
     STREAM = "stream"  # Binance stream name, e.g. "btcusdt@trade"
     SOURCE = "source"  # "ws" or "rest"
     RECEIVED_AT_NS = "received_at_ns"  # producer wall clock at receipt, ns since the Unix epoch, UTC
-    CONNECTION_ID = "connection_id"  # which WebSocket connection delivered it
+    CONNECTION_ID = "connection_id"  # which WebSocket connection (or REST request) delivered it
+    # "MICROSECOND" when the frame's times are in microseconds (Binance's timeUnit=MICROSECOND);
+    # absent or "MILLISECOND" otherwise.
+    TIME_UNIT = "time_unit"
 
     # Set by the consumer on every dead-lettered message, beside the original headers.
     DLQ_REASON = "dlq_reason"  # short machine-readable code, e.g. "non_positive_price"
@@ -46,6 +49,15 @@ class Header:
 
 
 class Source:
+    """Where a raw message came from.
+
+    ws: the value is a WebSocket frame exactly as received (a combined-stream wrapper).
+    rest: the value is one record of a REST backfill response, compact JSON of the element as
+    Binance returned it (a /api/v3/historicalTrades or /api/v3/trades object, an
+    /api/v3/aggTrades object, or an /api/v3/klines array); the stream header names what it is,
+    e.g. "btcusdt@trade", "btcusdt@aggTrade", "btcusdt@kline_1m".
+    """
+
     WS = "ws"
     REST = "rest"
 
