@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Sets up this machine and runs the whole pipeline as local processes, without Docker:
+# Kafka and PostgreSQL (scripts/stack.sh), then docker-compose.yml's init, producer, consumer and
+# api services with their compose commands and environment. Ctrl-C stops the services; the stack
+# keeps running (scripts/stack.sh down stops it).
+#
+#   bash scripts/run.sh          # against real Binance
+#   bash scripts/run.sh --demo   # offline, against the fake exchange
+#
+# The api answers on http://127.0.0.1:8000 (API_HOST_PORT is not used here: it is compose's).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+bash scripts/setup.sh
+bash scripts/stack.sh up
+exec .venv/bin/python scripts/compose_local.py run init producer consumer api \
+    --stack-env "${STACK_DIR:-$repo/.local/stack}/stack.env" "$@"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Sets up a fresh machine and runs every test: lint, types, unit tests, then the integration
+# tests on a real Kafka and a real PostgreSQL of their own (test ports, so a running dev stack or
+# anything else on 9092/5432 is left alone). Extra arguments go to pytest.
+#
+#   bash scripts/test.sh                 # everything
+#   bash scripts/test.sh tests/unit -x   # a part
+#
+# KEEP_STACK=1 leaves the test stack running afterwards (faster reruns).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+bash scripts/setup.sh
+
+# TEST_* move the test stack elsewhere, e.g. to run a second checkout's tests beside this one's.
+export STACK_DIR=${TEST_STACK_DIR:-$repo/.local/test-stack}
+export KAFKA_PORT=${TEST_KAFKA_PORT:-29092} KAFKA_CONTROLLER_PORT=${TEST_KAFKA_CONTROLLER_PORT:-29093}
+export PG_PORT=${TEST_PG_PORT:-25432} PG_FSYNC=off
+export STACK_ENV_FILE="$STACK_DIR/stack.env"
+bash scripts/stack.sh up
+if [[ -z ${KEEP_STACK:-} ]]; then
+    trap 'bash scripts/stack.sh down' EXIT
+fi
+
+# shellcheck source=/dev/null
+source .venv/bin/activate
+echo "test: ruff"
+ruff check .
+ruff format --check --quiet .
+echo "test: mypy"
+mypy .
+echo "test: pytest"
+python -m pytest "$@"
