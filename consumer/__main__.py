@@ -1,4 +1,4 @@
-"""`python -m consumer`: persist trades from the raw topic until SIGTERM or SIGINT."""
+"""`python -m consumer`: persist market data from the raw topic until SIGTERM or SIGINT."""
 
 import logging
 import signal
@@ -7,9 +7,10 @@ from types import FrameType
 
 from pythonjsonlogger.json import JsonFormatter
 
-from consumer.loop import TradeConsumer
+from consumer.loop import RawConsumer
 from consumer.settings import ConsumerSettings
-from consumer.sink import TradeSink
+from consumer.sink import Sink
+from consumer.symbols import SymbolRegistry, binance_exchange_info
 
 
 def main() -> int:
@@ -18,7 +19,11 @@ def main() -> int:
     handler.setFormatter(JsonFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
     logging.basicConfig(level=settings.log_level, handlers=[handler])
 
-    consumer = TradeConsumer(settings, TradeSink(settings.database_url))
+    registry = None
+    if settings.check_symbols:
+        fetch = binance_exchange_info(settings.rest_base_url)
+        registry = SymbolRegistry(settings.database_url, fetch, settings.symbol_refresh_s)
+    consumer = RawConsumer(settings, Sink(settings.database_url), registry)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # Finish the batch in hand (write, commit) and leave the group; the loop checks this flag.

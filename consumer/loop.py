@@ -5,13 +5,12 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
-from sqlalchemy.exc import DBAPIError
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from consumer.parse import Rejection, parse_message
+from consumer.parse import Rejection, Skipped, parse_message
 from consumer.settings import ConsumerSettings
-from consumer.sink import TradeSink
-from schemas.messages import Trade
+from consumer.sink import RowsByTable, Sink, Written
+from consumer.symbols import SymbolRegistry
 from schemas.topics import Header
 
 log = logging.getLogger(__name__)
@@ -19,36 +18,47 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Batch:
-    trades: list[Trade] = field(default_factory=list)
+    rows: RowsByTable = field(default_factory=RowsByTable)
     rejected: list[tuple[Message, Rejection]] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
     # Next offset to read, per (topic, partition): what gets committed once the batch is safe.
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
-def build_batch(messages: list[Message]) -> Batch:
+def message_headers(message: Message) -> dict[str, bytes]:
+    return {
+        key: value for key, value in list(message.headers() or []) if isinstance(key, str) and isinstance(value, bytes)
+    }
+
+
+def build_batch(messages: list[Message], known_symbols: frozenset[str] | None) -> Batch:
     batch = Batch()
     for message in messages:
         if message.error() is not None:
             # Errors delivered as messages (e.g. a partition EOF) carry no data to keep.
             log.warning("kafka message error", extra={"error": str(message.error())})
             continue
-        result = parse_message(message.value())
-        if isinstance(result, Trade):
-            batch.trades.append(result)
-        else:
+        result = parse_message(message.value(), message_headers(message), known_symbols)
+        if isinstance(result, Rejection):
             batch.rejected.append((message, result))
+        elif isinstance(result, Skipped):
+            batch.skipped[result.reason] += 1
+        else:
+            batch.rows.add(result)
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is not None and partition is not None and offset is not None:
             batch.next_offsets[(topic, partition)] = offset + 1
     return batch
 
 
-class TradeConsumer:
-    def __init__(self, settings: ConsumerSettings, sink: TradeSink) -> None:
+class RawConsumer:
+    def __init__(self, settings: ConsumerSettings, sink: Sink, registry: SymbolRegistry | None) -> None:
         self.settings = settings
         self.sink = sink
+        self.registry = registry
         self.stopping = threading.Event()
         self.counts: Counter[str] = Counter()
+        self._database_down = False
         self._consumer = Consumer(
             {
                 "bootstrap.servers": settings.kafka_bootstrap_servers,
@@ -70,7 +80,9 @@ class TradeConsumer:
         self._dlq_failures = 0
 
     def run(self) -> None:
-        self._consumer.subscribe([self.settings.raw_topic])
+        if self.registry is not None:
+            self._load_symbols()
+        self._consumer.subscribe([self.settings.raw_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         log.info("consuming", extra={"topic": self.settings.raw_topic, "group": self.settings.group_id})
         try:
             while not self.stopping.is_set():
@@ -78,45 +90,106 @@ class TradeConsumer:
                     num_messages=self.settings.batch_max_messages, timeout=self.settings.batch_max_wait_s
                 )
                 if messages:
-                    self.process(build_batch(messages))
+                    self.process(messages)
         finally:
             # close() leaves the group at once, so partitions move to other members without waiting
-            # for a session timeout; nothing uncommitted is committed by it (auto commit is off).
+            # for a session timeout; it commits nothing (auto commit is off).
             self._consumer.close()
             self._dlq.flush(10)
             log.info("stopped", extra=dict(self.counts))
 
-    def process(self, batch: Batch) -> None:
-        inserted = self._write_until_done(batch.trades)
-        if inserted is None:
+    def process(self, messages: list[Message]) -> None:
+        batch = build_batch(messages, self._known_symbols())
+        unknown = any(rejection.reason == "unknown_symbol" for _, rejection in batch.rejected)
+        # A symbol listed since the last load is not an error: reload (rate-limited) and retry.
+        if unknown and self.registry is not None and self.registry.refresh_if_due():
+            batch = build_batch(messages, self._known_symbols())
+        written = self._write_until_done(batch.rows)
+        if written is None:
             return  # stopping while the database was away: commit nothing, the batch is redelivered
         self._dead_letter(batch.rejected)
-        if batch.next_offsets:
-            offsets = [TopicPartition(t, p, o) for (t, p), o in batch.next_offsets.items()]
-            self._consumer.commit(offsets=offsets, asynchronous=False)
-        self.counts["trades_seen"] += len(batch.trades)
-        self.counts["trades_inserted"] += inserted
-        self.counts["rejected"] += len(batch.rejected)
-        log.info(
-            "batch committed",
-            extra={"trades": len(batch.trades), "inserted": inserted, "rejected": len(batch.rejected)},
-        )
+        self._commit(batch.next_offsets)
+        self._count(batch, written)
 
-    def _write_until_done(self, trades: list[Trade]) -> int | None:
+    def _known_symbols(self) -> frozenset[str] | None:
+        return self.registry.known if self.registry is not None else None
+
+    def _load_symbols(self) -> None:
+        """Without a symbol list every message would look unknown: wait for one rather than
+        dead-letter good data."""
+        assert self.registry is not None
+        delay = self.settings.retry_min_s
+        while not self.registry.load():
+            log.error("no symbol list yet (exchangeInfo and table both empty), retrying", extra={"retry_in_s": delay})
+            if self.stopping.wait(delay):
+                return
+            delay = min(self.settings.retry_max_s, delay * 2)
+
+    def _write_until_done(self, rows: RowsByTable) -> Written | None:
         attempt = 0
         while True:
             try:
-                return self.sink.write(trades)
-            except DBAPIError as error:
+                written = self.sink.write(rows)
+            except Exception as error:  # the database away, or any error of this batch's write
                 delay = min(self.settings.retry_max_s, self.settings.retry_min_s * 2**attempt)
                 log.error(
                     "database write failed, retrying",
-                    extra={"error": str(error).splitlines()[0], "retry_in_s": delay, "trades": len(trades)},
+                    extra={"error": str(error).splitlines()[0], "retry_in_s": delay, "rows": len(rows)},
                 )
                 self.sink.dispose()
                 attempt += 1
-                if self.stopping.wait(delay):
+                if self._wait_paused(delay):
                     return None
+                continue
+            if self._database_down:
+                self._database_down = False
+                self._consumer.resume(self._consumer.assignment())
+                log.info("database back, resumed", extra={"attempts": attempt + 1})
+            return written
+
+    def _wait_paused(self, delay_s: float) -> bool:
+        """Waits out a database outage while staying in the consumer group: partitions paused, the
+        consumer still polled (a consumer that stops polling is evicted after max.poll.interval.ms).
+        Returns True if asked to stop meanwhile."""
+        if not self._database_down:
+            self._database_down = True
+            self._consumer.pause(self._consumer.assignment())
+        message = self._consumer.poll(delay_s)
+        if message is not None and message.error() is None:
+            # Not expected while paused; rewind so it is read again, never dropped.
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            if topic is not None and partition is not None and offset is not None:
+                self._consumer.seek(TopicPartition(topic, partition, offset))
+        return self.stopping.is_set()
+
+    def _commit(self, next_offsets: dict[tuple[str, int], int]) -> None:
+        if not next_offsets:
+            return
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            # Partitions moved to another member while this batch was written: the rows are in and
+            # idempotent, the new owner reads the same messages again and changes nothing.
+            log.warning("offset commit refused, partitions moved", extra={"error": str(error)})
+
+    def _count(self, batch: Batch, written: Written) -> None:
+        self.counts["trades"] += len(batch.rows.trades)
+        self.counts["trades_inserted"] += written.trades
+        self.counts["agg_trades"] += len(batch.rows.agg_trades)
+        self.counts["klines"] += len(batch.rows.klines)
+        self.counts["book_tickers"] += len(batch.rows.book_tickers)
+        self.counts["rejected"] += len(batch.rejected)
+        self.counts.update({f"skipped.{reason}": n for reason, n in batch.skipped.items()})
+        log.debug(
+            "batch committed",
+            extra={
+                "rows": len(batch.rows),
+                "trades_inserted": written.trades,
+                "rejected": len(batch.rejected),
+                "skipped": sum(batch.skipped.values()),
+            },
+        )
 
     def _dead_letter(self, rejected: list[tuple[Message, Rejection]]) -> None:
         """Sends rejected messages, unchanged, to the DLQ with the reason, and waits until Kafka has
@@ -152,3 +225,12 @@ class TradeConsumer:
         if error is not None:
             self._dlq_failures += 1
             log.error("dead-letter delivery failed", extra={"error": str(error)})
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
+        if self._database_down:
+            consumer.pause(partitions)  # stay paused until the database is back
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Every batch is written and committed before the next poll, so nothing is in flight here.
+        log.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})

@@ -13,9 +13,15 @@ class ConsumerSettings(BaseSettings):
     dlq_topic: str = DLQ_TOPIC
     group_id: str = "binance-consumer"
     database_url: str = "postgresql+psycopg2://binance@127.0.0.1:5432/binance"
-    # A batch closes at this many messages or after this long, whichever comes first.
+    # Where exchangeInfo comes from: the list of known symbols.
+    rest_base_url: str = "https://api.binance.com"
+    # Reject messages whose symbol the exchange does not list (dead-lettered as unknown_symbol).
+    check_symbols: bool = True
+    symbol_refresh_s: float = 60.0
+    # A batch closes at this many messages or after this long, whichever comes first: large
+    # batches for throughput under load, a short wait for latency when the stream is quiet.
     batch_max_messages: int = 5000
-    batch_max_wait_s: float = 0.1
+    batch_max_wait_s: float = 0.02
     # Database retry backoff while PostgreSQL is unavailable.
     retry_min_s: float = 0.5
     retry_max_s: float = 15.0

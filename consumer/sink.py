@@ -1,67 +1,228 @@
-"""Batched, idempotent writes of trades to PostgreSQL: COPY into a staging table, then one upsert."""
+"""Batched, idempotent writes to PostgreSQL: COPY into staging tables, then one statement per table.
+
+COPY is PostgreSQL's fastest way in, but it can't skip or merge conflicting rows, so each batch
+lands in session-local staging tables first (ON COMMIT DELETE ROWS empties them with every
+transaction) and moves to the real tables with ON CONFLICT. Everything in a batch commits in one
+transaction, which is what lets the caller commit Kafka offsets right after it.
+"""
 
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, create_engine
 
-from schemas.messages import Trade
+from consumer.parse import AggTradeRow, BookTickerRow, KlineRow, Row, TradeRow
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = "symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time"
+# Times travel as integer microseconds since the epoch and become timestamptz in SQL with exact
+# integer arithmetic: no float, no rounding.
+_US = "(timestamptz 'epoch' + {} * interval '1 microsecond')"
 
-# A session-local staging table: COPY is PostgreSQL's fastest way in, but it cannot skip
-# conflicting rows, so rows land here first and are moved with ON CONFLICT DO NOTHING.
-# ON COMMIT DELETE ROWS empties it with every transaction.
 _CREATE_STAGING = """
-CREATE TEMPORARY TABLE IF NOT EXISTS trades_staging
-    (LIKE trades INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
-"""
-_COPY_TO_STAGING = f"COPY trades_staging ({_COLUMNS}) FROM STDIN"
-# The primary key (symbol, trade_id) makes a redelivered or replayed trade a no-op.
-_MOVE_TO_TRADES = f"""
-INSERT INTO trades ({_COLUMNS})
-SELECT {_COLUMNS} FROM trades_staging
-ON CONFLICT (symbol, trade_id) DO NOTHING
+CREATE TEMPORARY TABLE IF NOT EXISTS trades_staging (
+    symbol text, trade_id bigint, price numeric, quantity numeric,
+    trade_time_us bigint, buyer_is_maker boolean, event_time_us bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS agg_trades_staging (
+    symbol text, agg_trade_id bigint, price numeric, quantity numeric, first_trade_id bigint,
+    last_trade_id bigint, trade_time_us bigint, buyer_is_maker boolean, event_time_us bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS klines_staging (
+    symbol text, interval text, open_time_us bigint, close_time_us bigint, open numeric,
+    high numeric, low numeric, close numeric, volume numeric, quote_volume numeric,
+    trade_count bigint, taker_buy_base_volume numeric, taker_buy_quote_volume numeric,
+    first_trade_id bigint, last_trade_id bigint, is_closed boolean, event_time_us bigint,
+    source text
+) ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS book_tickers_staging (
+    symbol text, update_id bigint, bid_price numeric, bid_quantity numeric, ask_price numeric,
+    ask_quantity numeric, received_at_us bigint
+) ON COMMIT DELETE ROWS;
 """
 
 
-def copy_rows(trades: Sequence[Trade]) -> io.StringIO:
-    """Trades in COPY's text format. Symbols are validated upper-case alphanumerics and the other
-    values are numbers, times and booleans, so none needs escaping."""
+def _rollup(table: str, unit: str) -> str:
+    """Merges the newly inserted trades into a candle rollup. Open and close are the prices of
+    the smallest and largest trade id, so batches arriving in any order merge to the same row."""
+    return f"""
+    {table} AS (
+        INSERT INTO {table} AS c (symbol, open_time, open, high, low, close, volume, quote_volume,
+            trade_count, taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id)
+        SELECT symbol, date_trunc('{unit}', trade_time),
+            (array_agg(price ORDER BY trade_id))[1], max(price), min(price),
+            (array_agg(price ORDER BY trade_id DESC))[1], sum(quantity), sum(price * quantity),
+            count(*),
+            -- Binance's "taker buy" volume: trades where the buyer took liquidity (not the maker).
+            coalesce(sum(quantity) FILTER (WHERE NOT buyer_is_maker), 0),
+            coalesce(sum(price * quantity) FILTER (WHERE NOT buyer_is_maker), 0),
+            min(trade_id), max(trade_id)
+        FROM inserted
+        GROUP BY 1, 2
+        ON CONFLICT (symbol, open_time) DO UPDATE SET
+            open = CASE WHEN excluded.first_trade_id < c.first_trade_id THEN excluded.open ELSE c.open END,
+            high = greatest(c.high, excluded.high),
+            low = least(c.low, excluded.low),
+            close = CASE WHEN excluded.last_trade_id > c.last_trade_id THEN excluded.close ELSE c.close END,
+            volume = c.volume + excluded.volume,
+            quote_volume = c.quote_volume + excluded.quote_volume,
+            trade_count = c.trade_count + excluded.trade_count,
+            taker_buy_base_volume = c.taker_buy_base_volume + excluded.taker_buy_base_volume,
+            taker_buy_quote_volume = c.taker_buy_quote_volume + excluded.taker_buy_quote_volume,
+            first_trade_id = least(c.first_trade_id, excluded.first_trade_id),
+            last_trade_id = greatest(c.last_trade_id, excluded.last_trade_id)
+        RETURNING 1
+    )"""
+
+
+# The primary key (symbol, trade_id) makes a redelivered or replayed trade a no-op, and only the
+# trades this statement really inserted (RETURNING) reach the rollups: a replay adds nothing.
+_MOVE_TRADES = f"""
+WITH inserted AS (
+    INSERT INTO trades (symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time)
+    SELECT symbol, trade_id, price, quantity, {_US.format("trade_time_us")}, buyer_is_maker,
+        {_US.format("event_time_us")}
+    FROM trades_staging
+    ON CONFLICT (symbol, trade_id) DO NOTHING
+    RETURNING symbol, trade_id, price, quantity, trade_time, buyer_is_maker
+),
+{_rollup("trade_candles_1s", "second")},
+{_rollup("trade_candles_1m", "minute")}
+SELECT count(*) FROM inserted
+"""
+
+_MOVE_AGG_TRADES = f"""
+INSERT INTO agg_trades (symbol, agg_trade_id, price, quantity, first_trade_id, last_trade_id,
+    trade_time, buyer_is_maker, event_time)
+SELECT symbol, agg_trade_id, price, quantity, first_trade_id, last_trade_id,
+    {_US.format("trade_time_us")}, buyer_is_maker, {_US.format("event_time_us")}
+FROM agg_trades_staging
+ON CONFLICT (symbol, agg_trade_id) DO NOTHING
+"""
+
+# An open kline is pushed again and again until it closes: keep the newest of a batch, update the
+# stored row while it is open, and never touch it once closed (the closed kline is final).
+_MOVE_KLINES = f"""
+INSERT INTO klines AS k (symbol, interval, open_time, close_time, open, high, low, close, volume,
+    quote_volume, trade_count, taker_buy_base_volume, taker_buy_quote_volume, first_trade_id,
+    last_trade_id, is_closed, event_time, source, updated_at)
+SELECT DISTINCT ON (symbol, interval, open_time_us)
+    symbol, interval, {_US.format("open_time_us")}, {_US.format("close_time_us")}, open, high, low,
+    close, volume, quote_volume, trade_count, taker_buy_base_volume, taker_buy_quote_volume,
+    first_trade_id, last_trade_id, is_closed, {_US.format("event_time_us")}, source, now()
+FROM klines_staging
+ORDER BY symbol, interval, open_time_us, is_closed DESC, event_time_us DESC NULLS LAST, trade_count DESC
+ON CONFLICT (symbol, interval, open_time) DO UPDATE SET
+    close_time = excluded.close_time, open = excluded.open, high = excluded.high,
+    low = excluded.low, close = excluded.close, volume = excluded.volume,
+    quote_volume = excluded.quote_volume, trade_count = excluded.trade_count,
+    taker_buy_base_volume = excluded.taker_buy_base_volume,
+    taker_buy_quote_volume = excluded.taker_buy_quote_volume,
+    first_trade_id = excluded.first_trade_id, last_trade_id = excluded.last_trade_id,
+    is_closed = excluded.is_closed, event_time = excluded.event_time, source = excluded.source,
+    updated_at = now()
+WHERE NOT k.is_closed
+    AND (excluded.is_closed OR excluded.trade_count >= k.trade_count)
+"""
+
+_MOVE_BOOK_TICKERS = f"""
+INSERT INTO book_tickers (symbol, update_id, bid_price, bid_quantity, ask_price, ask_quantity,
+    received_at)
+SELECT symbol, update_id, bid_price, bid_quantity, ask_price, ask_quantity,
+    {_US.format("received_at_us")}
+FROM book_tickers_staging
+ON CONFLICT (symbol, update_id) DO NOTHING
+"""
+
+
+def copy_text(rows: Iterable[tuple[object, ...]]) -> io.StringIO:
+    """Rows in COPY's text format. Text fields are validated symbols, intervals and decimal
+    strings, so none contains a tab, newline or backslash that would need escaping."""
     buffer = io.StringIO()
     write = buffer.write
-    for trade in trades:
-        write(
-            f"{trade.symbol}\t{trade.trade_id}\t{trade.price}\t{trade.quantity}\t"
-            f"{trade.trade_time.isoformat()}\t{'t' if trade.buyer_is_maker else 'f'}\t"
-            f"{trade.event_time.isoformat()}\n"
-        )
+    for row in rows:
+        write("\t".join(map(_copy_field, row)))
+        write("\n")
     buffer.seek(0)
     return buffer
 
 
-class TradeSink:
+def _copy_field(value: object) -> str:
+    if value is None:
+        return "\\N"
+    if value is True:
+        return "t"
+    if value is False:
+        return "f"
+    return str(value)
+
+
+@dataclass
+class Written:
+    """How many rows of a batch were new (the rest were already stored)."""
+
+    trades: int = 0
+    agg_trades: int = 0
+    klines: int = 0
+    book_tickers: int = 0
+
+
+@dataclass
+class RowsByTable:
+    trades: list[TradeRow] = field(default_factory=list)
+    agg_trades: list[AggTradeRow] = field(default_factory=list)
+    klines: list[KlineRow] = field(default_factory=list)
+    book_tickers: list[BookTickerRow] = field(default_factory=list)
+
+    def add(self, row: Row) -> None:
+        if isinstance(row, TradeRow):
+            self.trades.append(row)
+        elif isinstance(row, AggTradeRow):
+            self.agg_trades.append(row)
+        elif isinstance(row, KlineRow):
+            self.klines.append(row)
+        else:
+            self.book_tickers.append(row)
+
+    def __len__(self) -> int:
+        return len(self.trades) + len(self.agg_trades) + len(self.klines) + len(self.book_tickers)
+
+
+class Sink:
     def __init__(self, database_url: str) -> None:
         self._engine: Engine = create_engine(database_url, pool_pre_ping=True, pool_size=1)
 
-    def write(self, trades: Sequence[Trade]) -> int:
-        """Writes the batch in one transaction; returns how many rows were new. Raises on any
-        database error with nothing committed, so the caller can retry the same batch."""
-        if not trades:
-            return 0
+    def write(self, rows: RowsByTable) -> Written:
+        """Writes the batch in one transaction. Raises on any database error with nothing
+        committed, so the caller can retry the same batch."""
+        written = Written()
+        if not len(rows):
+            return written
         connection = self._engine.raw_connection()
         try:
             # The psycopg2 connection itself: COPY is a driver feature outside the DB-API.
             with connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
                 cursor.execute(_CREATE_STAGING)
-                cursor.copy_expert(_COPY_TO_STAGING, copy_rows(trades))
-                cursor.execute(_MOVE_TO_TRADES)
-                inserted: int = cursor.rowcount
+                if rows.trades:
+                    cursor.copy_expert("COPY trades_staging FROM STDIN", copy_text(rows.trades))
+                    cursor.execute(_MOVE_TRADES)
+                    written.trades = cursor.fetchone()[0]
+                if rows.agg_trades:
+                    cursor.copy_expert("COPY agg_trades_staging FROM STDIN", copy_text(rows.agg_trades))
+                    cursor.execute(_MOVE_AGG_TRADES)
+                    written.agg_trades = cursor.rowcount
+                if rows.klines:
+                    cursor.copy_expert("COPY klines_staging FROM STDIN", copy_text(rows.klines))
+                    cursor.execute(_MOVE_KLINES)
+                    written.klines = cursor.rowcount
+                if rows.book_tickers:
+                    cursor.copy_expert("COPY book_tickers_staging FROM STDIN", copy_text(rows.book_tickers))
+                    cursor.execute(_MOVE_BOOK_TICKERS)
+                    written.book_tickers = cursor.rowcount
             connection.commit()
-            return inserted
+            return written
         except BaseException:
             connection.rollback()
             raise

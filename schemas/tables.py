@@ -27,7 +27,8 @@ trades = Table(
     Column("quantity", Numeric, nullable=False),
     Column("trade_time", DateTime(timezone=True), nullable=False),
     Column("buyer_is_maker", Boolean, nullable=False),
-    Column("event_time", DateTime(timezone=True), nullable=False),
+    # When Binance emitted the event; REST backfill records carry none.
+    Column("event_time", DateTime(timezone=True), nullable=True),
     Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     # Binance trade ids are unique per symbol: this key is what makes redelivery harmless.
     PrimaryKeyConstraint("symbol", "trade_id", name="trades_pkey"),

@@ -122,6 +122,7 @@ def run(names: list[str], stack_env_file: Path, demo: bool) -> int:
     if demo:
         # The producer reaches the fake exchange on loopback instead of Binance.
         variables.setdefault("BINANCE_WS_BASE_URL", "ws://fake-binance:9443")
+        variables.setdefault("BINANCE_REST_BASE_URL", "http://fake-binance:8090")
         extra = {"fake-binance:9443": "127.0.0.1:9443", "fake-binance:8090": "127.0.0.1:8090"}
         names = ["fake-binance", *names]
     addresses = stack_addresses(stack_env, extra)

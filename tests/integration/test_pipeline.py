@@ -70,7 +70,11 @@ def pipeline(
         "fake-binance:9443": f"127.0.0.1:{ws_port}",
         "fake-binance:8090": f"127.0.0.1:{rest_port}",
     }
-    services.variables = {"BINANCE_WS_BASE_URL": "ws://fake-binance:9443", "SYMBOLS": ",".join(SYMBOLS)}
+    services.variables = {
+        "BINANCE_WS_BASE_URL": "ws://fake-binance:9443",
+        "BINANCE_REST_BASE_URL": "http://fake-binance:8090",
+        "SYMBOLS": ",".join(SYMBOLS),
+    }
     emitted_path = tmp_path / "emitted.jsonl"
 
     services.run_once(
@@ -171,7 +175,9 @@ def test_invalid_messages_go_to_the_dead_letter_topic_and_replays_change_nothing
             {"stream": "btcusdt@trade", "data": {**emitted[0], "t": 10**9, "p": "0.00000000"}}
         ),
         "invalid_json": '{"stream":"btcusdt@trade","data":{"e":"trade","E":17',
-        "unsupported_event": json.dumps({"stream": "btcusdt@bookTicker", "data": {"u": 1, "s": "BTCUSDT"}}),
+        "missing_field": json.dumps({"stream": "btcusdt@bookTicker", "data": {"u": 1, "s": "BTCUSDT"}}),
+        "unsupported_stream": json.dumps({"stream": "btcusdt@depth", "data": {"e": "depthUpdate"}}),
+        "unknown_symbol": json.dumps({"stream": "nosuchcoin@trade", "data": {**emitted[0], "s": "NOSUCHCOIN"}}),
     }
     producer = Producer(
         {"bootstrap.servers": pipeline.stack_env["KAFKA_BOOTSTRAP_SERVERS"], "enable.idempotence": True}

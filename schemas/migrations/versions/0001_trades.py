@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("quantity", sa.Numeric(), nullable=False),
         sa.Column("trade_time", sa.DateTime(timezone=True), nullable=False),
         sa.Column("buyer_is_maker", sa.Boolean(), nullable=False),
-        sa.Column("event_time", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("event_time", sa.DateTime(timezone=True), nullable=True),
         sa.Column("ingested_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False),
         sa.PrimaryKeyConstraint("symbol", "trade_id", name="trades_pkey"),
     )
