@@ -25,7 +25,8 @@ from websockets.asyncio.client import ClientConnection
 from fake_binance.server import Endpoints, FakeBinanceThread
 from fake_binance.settings import FakeBinanceSettings
 
-RECORDING = Path("/work/shared/binance/recorded-combined-stream-2021-10-12.jsonl")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binance"
+RECORDING = FIXTURES / "recorded-combined-stream-2021-10-12.jsonl"
 SHIPPED_EXCHANGE_INFO = Path(__file__).resolve().parents[2] / "fake_binance" / "data" / "exchangeInfo.json"
 DEADLINE_S = 15.0
 MAX_FRAMES = 5000

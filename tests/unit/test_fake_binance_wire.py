@@ -22,8 +22,9 @@ from fake_binance.market import RandomWalkMarket, Trade
 from fake_binance.streams import is_valid_stream, parse_served
 from fake_binance.ws_server import BadRequestPath, handle_control, parse_request_path
 
-RECORDING = Path("/work/shared/binance/recorded-combined-stream-2021-10-12.jsonl")
-RECORDED_EXCHANGE_INFO = Path("/work/shared/binance/recorded-exchangeInfo-2021-10-12.json")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "binance"
+RECORDING = FIXTURES / "recorded-combined-stream-2021-10-12.jsonl"
+RECORDED_EXCHANGE_INFO = FIXTURES / "recorded-exchangeInfo-2021-10-12.json"
 T0 = 1633998523963  # the recorded kline frame's event time: 2021-10-12 00:28:43.963 UTC
 
 # The trade payload of the official docs (web-socket-streams.md), keys in order, with value types.

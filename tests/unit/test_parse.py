@@ -31,7 +31,7 @@ TRADE = {
     "M": True,
 }
 WS = {"source": b"ws", "received_at_ns": b"1672515782200000000"}
-RECORDED = Path(__file__).resolve().parents[3] / "shared/binance/recorded-combined-stream-2021-10-12.jsonl"
+RECORDED = Path(__file__).resolve().parents[1] / "fixtures/binance/recorded-combined-stream-2021-10-12.jsonl"
 
 
 def combined(payload: object, stream: str = "bnbbtc@trade") -> bytes:
