@@ -3,6 +3,7 @@
 import logging
 import threading
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -78,6 +79,9 @@ class RawConsumer:
             }
         )
         self._dlq_failures = 0
+        # One writer thread: the database write of a batch overlaps the parsing of the next.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
+        self._pending: tuple[Batch, Future[Written]] | None = None
 
     def run(self) -> None:
         if self.registry is not None:
@@ -89,9 +93,15 @@ class RawConsumer:
                 messages = self._consumer.consume(
                     num_messages=self.settings.batch_max_messages, timeout=self.settings.batch_max_wait_s
                 )
-                if messages:
-                    self.process(messages)
+                # Parsing this batch overlapped the database write of the previous one; now
+                # finish that (DLQ, offsets) before handing this one to the writer.
+                batch = self._parse(messages) if messages else None
+                self._finish_pending()
+                if batch is not None:
+                    self._pending = (batch, self._writer.submit(self.sink.write, batch.rows))
+            self._finish_pending()
         finally:
+            self._writer.shutdown(wait=True)
             # close() leaves the group at once, so partitions move to other members without waiting
             # for a session timeout; it commits nothing (auto commit is off).
             self._consumer.close()
@@ -99,12 +109,33 @@ class RawConsumer:
             log.info("stopped", extra=dict(self.counts))
 
     def process(self, messages: list[Message]) -> None:
+        """Parses, writes, dead-letters and commits one batch, start to finish."""
+        self._pending = (batch := self._parse(messages), self._writer.submit(self.sink.write, batch.rows))
+        self._finish_pending()
+
+    def _parse(self, messages: list[Message]) -> Batch:
         batch = build_batch(messages, self._known_symbols())
         unknown = any(rejection.reason == "unknown_symbol" for _, rejection in batch.rejected)
         # A symbol listed since the last load is not an error: reload (rate-limited) and retry.
         if unknown and self.registry is not None and self.registry.refresh_if_due():
             batch = build_batch(messages, self._known_symbols())
-        written = self._write_until_done(batch.rows)
+        return batch
+
+    def _finish_pending(self, retry: bool = True) -> None:
+        """Waits for the batch being written, then dead-letters its rejects and commits its offsets.
+        Runs on the main thread: the Kafka consumer must not be used from two threads. Without
+        `retry` a failed write is given up (nothing committed: the messages are read again)."""
+        if self._pending is None:
+            return
+        batch, write = self._pending
+        self._pending = None
+        try:
+            written: Written | None = write.result()
+        except Exception as error:  # the database away, or any failure of this write
+            if not retry:
+                log.warning("write failed during a rebalance; its messages will be read again")
+                return
+            written = self._write_until_done(batch.rows, error)
         if written is None:
             return  # stopping while the database was away: commit nothing, the batch is redelivered
         self._dead_letter(batch.rejected)
@@ -125,26 +156,27 @@ class RawConsumer:
                 return
             delay = min(self.settings.retry_max_s, delay * 2)
 
-    def _write_until_done(self, rows: RowsByTable) -> Written | None:
+    def _write_until_done(self, rows: RowsByTable, error: Exception) -> Written | None:
+        """Retries a failed write with backoff, partitions paused, until it succeeds or we stop."""
         attempt = 0
         while True:
+            delay = min(self.settings.retry_max_s, self.settings.retry_min_s * 2**attempt)
+            log.error(
+                "database write failed, retrying",
+                extra={"error": str(error).splitlines()[0], "retry_in_s": delay, "rows": len(rows)},
+            )
+            self.sink.dispose()
+            attempt += 1
+            if self._wait_paused(delay):
+                return None
             try:
                 written = self.sink.write(rows)
-            except Exception as error:  # the database away, or any error of this batch's write
-                delay = min(self.settings.retry_max_s, self.settings.retry_min_s * 2**attempt)
-                log.error(
-                    "database write failed, retrying",
-                    extra={"error": str(error).splitlines()[0], "retry_in_s": delay, "rows": len(rows)},
-                )
-                self.sink.dispose()
-                attempt += 1
-                if self._wait_paused(delay):
-                    return None
+            except Exception as next_error:  # still failing: back off further
+                error = next_error
                 continue
-            if self._database_down:
-                self._database_down = False
-                self._consumer.resume(self._consumer.assignment())
-                log.info("database back, resumed", extra={"attempts": attempt + 1})
+            self._database_down = False
+            self._consumer.resume(self._consumer.assignment())
+            log.info("database back, resumed", extra={"attempts": attempt + 1})
             return written
 
     def _wait_paused(self, delay_s: float) -> bool:
@@ -232,5 +264,7 @@ class RawConsumer:
             consumer.pause(partitions)  # stay paused until the database is back
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Every batch is written and committed before the next poll, so nothing is in flight here.
+        # Finish the batch in flight while these partitions are still ours, so its offsets are
+        # committed and the next owner starts right after it.
         log.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})
+        self._finish_pending(retry=False)

@@ -6,12 +6,15 @@ transaction) and moves to the real tables with ON CONFLICT. Everything in a batc
 transaction, which is what lets the caller commit Kafka offsets right after it.
 """
 
+import contextlib
 import io
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import Engine, create_engine
+import psycopg2
+from sqlalchemy.engine import make_url
 
 from consumer.parse import AggTradeRow, BookTickerRow, KlineRow, Row, TradeRow
 
@@ -52,8 +55,10 @@ def _rollup(table: str, unit: str) -> str:
         INSERT INTO {table} AS c (symbol, open_time, open, high, low, close, volume, quote_volume,
             trade_count, taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id)
         SELECT symbol, date_trunc('{unit}', trade_time),
-            (array_agg(price ORDER BY trade_id))[1], max(price), min(price),
-            (array_agg(price ORDER BY trade_id DESC))[1], sum(quantity), sum(price * quantity),
+            -- Arrays compare element by element, so the smallest [trade id, price] holds the
+            -- first trade's price: the open, found without sorting the batch.
+            (min(ARRAY[trade_id::numeric, price]))[2], max(price), min(price),
+            (max(ARRAY[trade_id::numeric, price]))[2], sum(quantity), sum(price * quantity),
             count(*),
             -- Binance's "taker buy" volume: trades where the buyer took liquidity (not the maker).
             coalesce(sum(quantity) FILTER (WHERE NOT buyer_is_maker), 0),
@@ -137,6 +142,15 @@ ON CONFLICT (symbol, update_id) DO NOTHING
 """
 
 
+# Statement names for PREPARE: constant SQL, planned once per connection.
+_PREPARED = {
+    "move_trades": _MOVE_TRADES,
+    "move_agg_trades": _MOVE_AGG_TRADES,
+    "move_klines": _MOVE_KLINES,
+    "move_book_tickers": _MOVE_BOOK_TICKERS,
+}
+
+
 def copy_text(rows: Iterable[tuple[object, ...]]) -> io.StringIO:
     """Rows in COPY's text format. Text fields are validated symbols, intervals and decimal
     strings, so none contains a tab, newline or backslash that would need escaping."""
@@ -145,6 +159,18 @@ def copy_text(rows: Iterable[tuple[object, ...]]) -> io.StringIO:
     for row in rows:
         write("\t".join(map(_copy_field, row)))
         write("\n")
+    buffer.seek(0)
+    return buffer
+
+
+def copy_text_trades(rows: Iterable[TradeRow]) -> io.StringIO:
+    """copy_text for trades, the hot path, with the fields written out (about twice as fast)."""
+    buffer = io.StringIO()
+    write = buffer.write
+    for symbol, trade_id, price, quantity, trade_time_us, buyer_is_maker, event_time_us in rows:
+        maker = "t" if buyer_is_maker else "f"
+        event = "\\N" if event_time_us is None else event_time_us
+        write(f"{symbol}\t{trade_id}\t{price}\t{quantity}\t{trade_time_us}\t{maker}\t{event}\n")
     buffer.seek(0)
     return buffer
 
@@ -191,8 +217,23 @@ class RowsByTable:
 
 
 class Sink:
+    """One long-lived connection: staging tables are created and the statements prepared once per
+    connection, so a batch costs a COPY and an EXECUTE per table, not a re-plan of each statement."""
+
     def __init__(self, database_url: str) -> None:
-        self._engine: Engine = create_engine(database_url, pool_pre_ping=True, pool_size=1)
+        self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._connection: Any = None
+
+    def _connect(self) -> Any:
+        if self._connection is None:
+            connection = psycopg2.connect(self._dsn)
+            with connection.cursor() as cursor:
+                cursor.execute(_CREATE_STAGING)
+                for name, statement in _PREPARED.items():
+                    cursor.execute(f"PREPARE {name} AS {statement}")
+            connection.commit()
+            self._connection = connection
+        return self._connection
 
     def write(self, rows: RowsByTable) -> Written:
         """Writes the batch in one transaction. Raises on any database error with nothing
@@ -200,35 +241,34 @@ class Sink:
         written = Written()
         if not len(rows):
             return written
-        connection = self._engine.raw_connection()
         try:
-            # The psycopg2 connection itself: COPY is a driver feature outside the DB-API.
-            with connection.driver_connection.cursor() as cursor:  # type: ignore[union-attr]
-                cursor.execute(_CREATE_STAGING)
+            connection = self._connect()
+            with connection.cursor() as cursor:
                 if rows.trades:
-                    cursor.copy_expert("COPY trades_staging FROM STDIN", copy_text(rows.trades))
-                    cursor.execute(_MOVE_TRADES)
+                    cursor.copy_expert("COPY trades_staging FROM STDIN", copy_text_trades(rows.trades))
+                    cursor.execute("EXECUTE move_trades")
                     written.trades = cursor.fetchone()[0]
                 if rows.agg_trades:
                     cursor.copy_expert("COPY agg_trades_staging FROM STDIN", copy_text(rows.agg_trades))
-                    cursor.execute(_MOVE_AGG_TRADES)
+                    cursor.execute("EXECUTE move_agg_trades")
                     written.agg_trades = cursor.rowcount
                 if rows.klines:
                     cursor.copy_expert("COPY klines_staging FROM STDIN", copy_text(rows.klines))
-                    cursor.execute(_MOVE_KLINES)
+                    cursor.execute("EXECUTE move_klines")
                     written.klines = cursor.rowcount
                 if rows.book_tickers:
                     cursor.copy_expert("COPY book_tickers_staging FROM STDIN", copy_text(rows.book_tickers))
-                    cursor.execute(_MOVE_BOOK_TICKERS)
+                    cursor.execute("EXECUTE move_book_tickers")
                     written.book_tickers = cursor.rowcount
             connection.commit()
             return written
         except BaseException:
-            connection.rollback()
+            self.dispose()  # a broken or half-used connection is not reused: start clean
             raise
-        finally:
-            connection.close()
 
     def dispose(self) -> None:
-        """Drops pooled connections, e.g. after the database went away."""
-        self._engine.dispose()
+        """Closes the connection (e.g. after the database went away); the next write reconnects."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(psycopg2.Error):
+                connection.close()

@@ -1,0 +1,310 @@
+"""Consumer benchmark: Kafka -> committed PostgreSQL rows, against the ceiling and the old way.
+
+    bash scripts/stack.sh up        # the dev stack: PostgreSQL with fsync on, as in production
+    .venv/bin/python bench/consumer_throughput.py [--trades 2000000] [--latency-seconds 20]
+
+Reports, in one run on one machine (so the ratios are meaningful even when the box is noisy):
+1. sustained consumer throughput for N trades, from Kafka to committed rows (offsets committed);
+2. the raw COPY rate of the same rows straight into an empty trades table (the ceiling);
+3. a row-by-row INSERT with a commit per row, as the reference tracker did, on a sample;
+4. end-to-end latency (message appended to Kafka -> its batch committed) at 5,000 messages/s.
+Everything runs in its own database and topics, dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import psycopg2
+from confluent_kafka import Message, Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+from sqlalchemy.engine import make_url
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+import compose_local  # noqa: E402
+
+from bootstrap.__main__ import migrate  # noqa: E402
+from consumer.loop import Batch, RawConsumer  # noqa: E402
+from consumer.parse import TradeRow, parse_message  # noqa: E402
+from consumer.settings import ConsumerSettings  # noqa: E402
+from consumer.sink import Sink, copy_text  # noqa: E402
+from consumer.symbols import SymbolRegistry  # noqa: E402
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBBTC")
+T0_MS = 1_763_800_000_000  # 2025-11-22, a realistic epoch
+
+
+def frame(symbol: str, trade_id: int) -> bytes:
+    """A combined-stream trade frame as Binance sends it; a trade every ms, prices moving."""
+    price = f"{84000 + (trade_id * 7919) % 1000}.{trade_id % 100:02d}000000"
+    quantity = f"0.{(trade_id * 31) % 99999 + 1:05d}000"
+    time_ms = T0_MS + trade_id
+    payload = (
+        f'{{"e":"trade","E":{time_ms + 1},"s":"{symbol}","t":{trade_id},"p":"{price}","q":"{quantity}",'
+        f'"T":{time_ms},"m":{"true" if trade_id % 3 else "false"},"M":true}}'
+    )
+    return f'{{"stream":"{symbol.lower()}@trade","data":{payload}}}'.encode()
+
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def create_database(admin_url: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    connection = psycopg2.connect(libpq(admin_url))
+    connection.autocommit = True
+    connection.cursor().execute(f'CREATE DATABASE "{name}"')  # a generated identifier
+    connection.close()
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    migrate(url, api_role="")
+    return url
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    connection = psycopg2.connect(libpq(admin_url))
+    connection.autocommit = True
+    connection.cursor().execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    connection.close()
+
+
+def produce_all(bootstrap: str, topic: str, count: int) -> float:
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 20, "compression.type": "lz4"}
+    )
+    started = time.perf_counter()
+    for trade_id in range(1, count + 1):
+        symbol = SYMBOLS[trade_id % len(SYMBOLS)]
+        while True:
+            try:
+                producer.produce(topic, frame(symbol, trade_id), key=symbol.encode())
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if trade_id % 10000 == 0:
+            producer.poll(0)
+    producer.flush(60)
+    return count / (time.perf_counter() - started)
+
+
+def produce_paced(bootstrap: str, topic: str, rate: int, seconds: float, first_id: int) -> None:
+    """Runs in a second process: `rate` messages a second, spread evenly, for `seconds`."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 0})
+    started = time.perf_counter()
+    sent = 0
+    total = int(rate * seconds)
+    while sent < total:
+        due = min(total, int((time.perf_counter() - started) * rate))
+        while sent < due:
+            symbol = SYMBOLS[sent % len(SYMBOLS)]
+            producer.produce(topic, frame(symbol, first_id + sent), key=symbol.encode())
+            sent += 1
+        producer.poll(0)
+        time.sleep(0.001)
+    producer.flush(30)
+
+
+class MeasuredConsumer(RawConsumer):
+    """The real consumer, with a stopwatch on each committed batch."""
+
+    def __init__(self, *args: object, expected: int, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.expected = expected
+        self.processed = 0
+        self.first_batch_at: float | None = None
+        self.last_commit_at = 0.0
+        self.latencies_ms: list[float] = []
+        self.batch_sizes: list[int] = []
+        self._appended_ms: dict[int, list[float]] = {}
+
+    def _parse(self, messages: list[Message]) -> Batch:
+        if self.first_batch_at is None:
+            self.first_batch_at = time.perf_counter()
+        batch = super()._parse(messages)
+        # When each message entered Kafka (its CreateTime), kept until its batch is committed.
+        self._appended_ms[id(batch)] = [float(m.timestamp()[1]) for m in messages]
+        return batch
+
+    def _finish_pending(self, retry: bool = True) -> None:
+        pending = self._pending
+        super()._finish_pending(retry)
+        if pending is None:
+            return
+        committed_ms = time.time() * 1000
+        self.last_commit_at = time.perf_counter()
+        appended = self._appended_ms.pop(id(pending[0]))
+        self.latencies_ms.extend(committed_ms - at for at in appended)
+        self.processed += len(appended)
+        self.batch_sizes.append(len(appended))
+        if self.processed >= self.expected:
+            self.stopping.set()
+
+
+def run_consumer(settings: ConsumerSettings, expected: int) -> MeasuredConsumer:
+    registry = SymbolRegistry(settings.database_url, lambda: {"symbols": [{"symbol": s} for s in SYMBOLS]})
+    consumer = MeasuredConsumer(settings, Sink(settings.database_url), registry, expected=expected)
+    consumer.run()
+    return consumer
+
+
+def copy_ceiling(url: str, count: int) -> float:
+    """The same rows, parsed the same way, COPY'd straight into trades: no staging, no upsert,
+    no rollups, one transaction. The fastest a write of these rows can be."""
+    rows = []
+    for trade_id in range(1, count + 1):
+        row = parse_message(frame(SYMBOLS[trade_id % len(SYMBOLS)], trade_id), {})
+        assert isinstance(row, TradeRow)
+        rows.append(row)
+    text = copy_text(rows).getvalue()
+    connection = psycopg2.connect(libpq(url))
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE trades, trade_candles_1s, trade_candles_1m")
+    connection.commit()
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        # Times as integer microseconds, converted in SQL exactly as the consumer does.
+        cursor.execute(
+            "CREATE TEMP TABLE raw_copy (symbol text, trade_id bigint, price numeric, quantity numeric,"
+            " trade_time_us bigint, buyer_is_maker boolean, event_time_us bigint)"
+        )
+        cursor.copy_expert("COPY raw_copy FROM STDIN", io.StringIO(text))
+        cursor.execute(
+            "INSERT INTO trades (symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time)"
+            " SELECT symbol, trade_id, price, quantity,"
+            " timestamptz 'epoch' + trade_time_us * interval '1 microsecond', buyer_is_maker,"
+            " timestamptz 'epoch' + event_time_us * interval '1 microsecond' FROM raw_copy"
+        )
+    connection.commit()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return count / elapsed
+
+
+def row_by_row(url: str, count: int) -> float:
+    """The reference tracker's way: one INSERT and one commit per trade."""
+    connection = psycopg2.connect(libpq(url))
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE trades")
+    connection.commit()
+    started = time.perf_counter()
+    for trade_id in range(1, count + 1):
+        payload = json.loads(frame(SYMBOLS[trade_id % len(SYMBOLS)], trade_id))["data"]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO trades (symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time)"
+                " VALUES (%s, %s, %s, %s, to_timestamp(%s / 1000.0), %s, to_timestamp(%s / 1000.0))",
+                (payload["s"], payload["t"], payload["p"], payload["q"], payload["T"], payload["m"], payload["E"]),
+            )
+        connection.commit()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return count / elapsed
+
+
+def create_topic(bootstrap: str, partitions: int = 3) -> str:
+    topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()
+    return topic
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trades", type=int, default=2_000_000)
+    parser.add_argument("--row-by-row-sample", type=int, default=5_000)
+    parser.add_argument("--latency-rate", type=int, default=5_000)
+    parser.add_argument("--latency-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--stack-env", type=Path, default=Path(os.environ.get("STACK_ENV_FILE", REPO / ".local/stack/stack.env"))
+    )
+    args = parser.parse_args()
+
+    stack = compose_local.read_env_file(args.stack_env)
+    bootstrap, admin_url = stack["KAFKA_BOOTSTRAP_SERVERS"], stack["DATABASE_URL"]
+    database_url = create_database(admin_url)
+    try:
+        topic = create_topic(bootstrap)
+        produce_rate = produce_all(bootstrap, topic, args.trades)
+        print(f"loaded {args.trades:,} trades into Kafka at {produce_rate:,.0f}/s", flush=True)
+
+        settings = ConsumerSettings(
+            kafka_bootstrap_servers=bootstrap,
+            raw_topic=topic,
+            dlq_topic=f"{topic}.dlq",
+            group_id=f"bench-{uuid.uuid4().hex[:6]}",
+            database_url=database_url,
+        )
+        consumer = run_consumer(settings, args.trades)
+        assert consumer.first_batch_at is not None
+        sustained = consumer.processed / (consumer.last_commit_at - consumer.first_batch_at)
+        connection = psycopg2.connect(libpq(database_url))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM trades")
+            stored = cursor.fetchone()[0]
+            cursor.execute("SELECT sum(trade_count) FROM trade_candles_1s")
+            rolled_up = cursor.fetchone()[0]
+        connection.close()
+        assert stored == args.trades == rolled_up, (stored, rolled_up)
+        print(
+            f"consumer: {consumer.processed:,} trades committed at {sustained:,.0f}/s sustained "
+            f"(median batch {statistics.median(consumer.batch_sizes):,.0f}); rows {stored:,}, rollups agree",
+            flush=True,
+        )
+
+        ceiling = copy_ceiling(database_url, args.trades)
+        print(f"raw COPY ceiling: {ceiling:,.0f} rows/s -> consumer at {sustained / ceiling:.0%} of it", flush=True)
+
+        slow = row_by_row(database_url, args.row_by_row_sample)
+        print(
+            f"row-by-row INSERT + commit per row ({args.row_by_row_sample:,} sample): {slow:,.0f} rows/s "
+            f"-> consumer is {sustained / slow:,.0f}x faster",
+            flush=True,
+        )
+
+        latency_topic = create_topic(bootstrap)
+        expected = int(args.latency_rate * args.latency_seconds)
+        paced = multiprocessing.get_context("spawn").Process(
+            target=produce_paced,
+            args=(bootstrap, latency_topic, args.latency_rate, args.latency_seconds, 10**9),
+        )
+        settings = settings.model_copy(update={"raw_topic": latency_topic, "group_id": f"bench-{uuid.uuid4().hex[:6]}"})
+        result: dict[str, MeasuredConsumer] = {}
+        runner = threading.Thread(target=lambda: result.setdefault("c", run_consumer(settings, expected)))
+        runner.start()
+        time.sleep(3)  # let the consumer join the group before the clock starts
+        paced.start()
+        paced.join()
+        runner.join(timeout=60)
+        latencies = result["c"].latencies_ms
+        print(
+            f"latency at {args.latency_rate:,} msg/s over {len(latencies):,} messages: "
+            f"p50 {percentile(latencies, 0.50):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
+            f"max {max(latencies):.1f} ms",
+            flush=True,
+        )
+    finally:
+        drop_database(admin_url, database_url)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
