@@ -74,22 +74,34 @@ def stack_env() -> dict[str, str]:
     return compose_local.read_env_file(env_file)
 
 
-@pytest.fixture()
-def database(stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
-    """A fresh, empty database for one test, dropped afterwards. Returns owner and api URLs."""
+def create_database(stack_env: dict[str, str]) -> dict[str, str]:
+    """A fresh, empty database on the stack's server. Returns its owner and api URLs."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     admin = psycopg2.connect(libpq_dsn(stack_env["DATABASE_URL"]))
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')  # a generated identifier, not input
-    urls = {
+    admin.close()
+    return {
         "owner": make_url(stack_env["DATABASE_URL"]).set(database=name).render_as_string(hide_password=False),
         "api": make_url(stack_env["API_DATABASE_URL"]).set(database=name).render_as_string(hide_password=False),
     }
-    yield urls
+
+
+def drop_database(stack_env: dict[str, str], urls: dict[str, str]) -> None:
+    admin = psycopg2.connect(libpq_dsn(stack_env["DATABASE_URL"]))
+    admin.autocommit = True
     with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'DROP DATABASE IF EXISTS "{make_url(urls["owner"]).database}" WITH (FORCE)')
     admin.close()
+
+
+@pytest.fixture()
+def database(stack_env: dict[str, str]) -> Iterator[dict[str, str]]:
+    """A fresh, empty database for one test, dropped afterwards. Returns owner and api URLs."""
+    urls = create_database(stack_env)
+    yield urls
+    drop_database(stack_env, urls)
 
 
 class Services:
@@ -102,6 +114,8 @@ class Services:
         self.extra_addresses: dict[str, str] = {}
         self.variables: dict[str, str] = {}
         log_dir.mkdir(parents=True, exist_ok=True)
+        for old_log in log_dir.glob("*.log"):  # a rerun's logs start empty
+            old_log.unlink()
 
     def service(self, name: str, overrides: dict[str, str]) -> compose_local.LocalService:
         addresses = compose_local.stack_addresses(self.stack_env, self.extra_addresses)
@@ -112,10 +126,12 @@ class Services:
             process = compose_local.start(self.service(name, overrides), log)
             assert process.wait(timeout=timeout_s) == 0, f"{name} failed: {self.log_tail(name)}"
 
-    def start(self, name: str, overrides: dict[str, str]) -> subprocess.Popen[bytes]:
-        with open(self.log_dir / f"{name}.log", "ab") as log:
+    def start(self, name: str, overrides: dict[str, str], label: str | None = None) -> subprocess.Popen[bytes]:
+        """Starts compose service `name`; `label` names this instance (for several of one service)."""
+        label = label or name
+        with open(self.log_dir / f"{label}.log", "ab") as log:
             process = compose_local.start(self.service(name, overrides), log)
-        self.processes[name] = process
+        self.processes[label] = process
         return process
 
     def stop(self, name: str, timeout_s: float = 20) -> int:

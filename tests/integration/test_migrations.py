@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import psycopg2
@@ -23,7 +24,7 @@ def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def tables(database_url: str) -> set[str]:
-    with psycopg2.connect(libpq_dsn(database_url)) as connection, connection.cursor() as cursor:
+    with closing(psycopg2.connect(libpq_dsn(database_url))) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         return {row[0] for row in cursor.fetchall()}
 

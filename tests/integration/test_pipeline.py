@@ -7,6 +7,7 @@ Each service runs as a process with the command and environment docker-compose.y
 import json
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -50,7 +51,7 @@ class Pipeline:
         return trades
 
     def stored_trades(self) -> list[tuple[object, ...]]:
-        with psycopg2.connect(libpq_dsn(self.database_url)) as connection, connection.cursor() as cursor:
+        with closing(psycopg2.connect(libpq_dsn(self.database_url))) as connection, connection.cursor() as cursor:
             cursor.execute(
                 "SELECT symbol, trade_id, price::text, quantity::text, trade_time, buyer_is_maker, event_time"
                 " FROM trades ORDER BY symbol, trade_id"
