@@ -12,6 +12,7 @@ from consumer.parse import Rejection, Skipped, parse_message
 from consumer.settings import ConsumerSettings
 from consumer.sink import RowsByTable, Sink, Written
 from consumer.symbols import SymbolRegistry
+from schemas.heartbeat import Heartbeat
 from schemas.topics import Header
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,7 @@ class RawConsumer:
         # One writer thread: the database write of a batch overlaps the parsing of the next.
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         self._pending: tuple[Batch, Future[Written]] | None = None
+        self._heartbeat = Heartbeat(settings.heartbeat_path)
 
     def run(self) -> None:
         if self.registry is not None:
@@ -97,6 +99,7 @@ class RawConsumer:
                 # finish that (DLQ, offsets) before handing this one to the writer.
                 batch = self._parse(messages) if messages else None
                 self._finish_pending()
+                self._heartbeat.beat()
                 if batch is not None:
                     self._pending = (batch, self._writer.submit(self.sink.write, batch.rows))
             self._finish_pending()
