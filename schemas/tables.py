@@ -6,6 +6,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Index,
+    Integer,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -139,3 +140,34 @@ def _trade_candles(name: str) -> Table:
 # 1-second and 1-minute rollups: every Binance interval is a grouping of one of them.
 trade_candles_1s = _trade_candles("trade_candles_1s")
 trade_candles_1m = _trade_candles("trade_candles_1m")
+
+# One row per dead-lettered message, written in the same transaction as its batch and keyed by
+# where it came from, so replays don't count it twice. The message itself (original bytes and
+# headers) is in the DLQ topic; this is the index a person or the status page starts from.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("source_topic", Text, nullable=False),
+    Column("source_partition", Integer, nullable=False),
+    Column("source_offset", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("stream", Text, nullable=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("source_topic", "source_partition", "source_offset", name="dead_letters_pkey"),
+)
+Index("dead_letters_recorded_at_idx", dead_letters.c.recorded_at)
+
+# How far each consumer group is behind, per partition, as the consumer last saw it.
+consumer_lag = Table(
+    "consumer_lag",
+    metadata,
+    Column("group_id", Text, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    Column("high_watermark", BigInteger, nullable=False),
+    Column("lag", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("group_id", "topic", "partition", name="consumer_lag_pkey"),
+)
