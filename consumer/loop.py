@@ -2,6 +2,7 @@
 
 import logging
 import threading
+import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from consumer.parse import Rejection, Skipped, parse_message
 from consumer.settings import ConsumerSettings
-from consumer.sink import RowsByTable, Sink, Written
+from consumer.sink import DeadLetterRow, LagRow, RowsByTable, Sink, Written
 from consumer.symbols import SymbolRegistry
 from schemas.heartbeat import Heartbeat
 from schemas.topics import Header
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 class Batch:
     rows: RowsByTable = field(default_factory=RowsByTable)
     rejected: list[tuple[Message, Rejection]] = field(default_factory=list)
+    dead_letters: list[DeadLetterRow] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     # Next offset to read, per (topic, partition): what gets committed once the batch is safe.
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
@@ -43,6 +45,17 @@ def build_batch(messages: list[Message], known_symbols: frozenset[str] | None) -
         result = parse_message(message.value(), message_headers(message), known_symbols)
         if isinstance(result, Rejection):
             batch.rejected.append((message, result))
+            stream = message_headers(message).get(Header.STREAM)
+            batch.dead_letters.append(
+                DeadLetterRow(
+                    message.topic() or "",
+                    message.partition() or 0,
+                    message.offset() or 0,
+                    result.reason,
+                    result.detail,
+                    stream.decode(errors="replace") if stream else None,
+                )
+            )
         elif isinstance(result, Skipped):
             batch.skipped[result.reason] += 1
         else:
@@ -84,6 +97,9 @@ class RawConsumer:
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
         self._pending: tuple[Batch, Future[Written]] | None = None
         self._heartbeat = Heartbeat(settings.heartbeat_path)
+        # Offsets this member committed last, per (topic, partition): the lag it reports.
+        self._committed: dict[tuple[str, int], int] = {}
+        self._lag_reported_at = float("-inf")
 
     def run(self) -> None:
         if self.registry is not None:
@@ -100,8 +116,9 @@ class RawConsumer:
                 batch = self._parse(messages) if messages else None
                 self._finish_pending()
                 self._heartbeat.beat()
+                self._report_lag()
                 if batch is not None:
-                    self._pending = (batch, self._writer.submit(self.sink.write, batch.rows))
+                    self._pending = (batch, self._writer.submit(self.sink.write, batch.rows, batch.dead_letters))
             self._finish_pending()
         finally:
             self._writer.shutdown(wait=True)
@@ -113,7 +130,10 @@ class RawConsumer:
 
     def process(self, messages: list[Message]) -> None:
         """Parses, writes, dead-letters and commits one batch, start to finish."""
-        self._pending = (batch := self._parse(messages), self._writer.submit(self.sink.write, batch.rows))
+        self._pending = (
+            batch := self._parse(messages),
+            self._writer.submit(self.sink.write, batch.rows, batch.dead_letters),
+        )
         self._finish_pending()
 
     def _parse(self, messages: list[Message]) -> Batch:
@@ -138,7 +158,7 @@ class RawConsumer:
             if not retry:
                 log.warning("write failed during a rebalance; its messages will be read again")
                 return
-            written = self._write_until_done(batch.rows, error)
+            written = self._write_until_done(batch, error)
         if written is None:
             return  # stopping while the database was away: commit nothing, the batch is redelivered
         self._dead_letter(batch.rejected)
@@ -159,21 +179,21 @@ class RawConsumer:
                 return
             delay = min(self.settings.retry_max_s, delay * 2)
 
-    def _write_until_done(self, rows: RowsByTable, error: Exception) -> Written | None:
+    def _write_until_done(self, batch: Batch, error: Exception) -> Written | None:
         """Retries a failed write with backoff, partitions paused, until it succeeds or we stop."""
         attempt = 0
         while True:
             delay = min(self.settings.retry_max_s, self.settings.retry_min_s * 2**attempt)
             log.error(
                 "database write failed, retrying",
-                extra={"error": str(error).splitlines()[0], "retry_in_s": delay, "rows": len(rows)},
+                extra={"error": str(error).splitlines()[0], "retry_in_s": delay, "rows": len(batch.rows)},
             )
             self.sink.dispose()
             attempt += 1
             if self._wait_paused(delay):
                 return None
             try:
-                written = self.sink.write(rows)
+                written = self.sink.write(batch.rows, batch.dead_letters)
             except Exception as next_error:  # still failing: back off further
                 error = next_error
                 continue
@@ -203,10 +223,32 @@ class RawConsumer:
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
+            self._committed.update(next_offsets)
         except KafkaException as error:
             # Partitions moved to another member while this batch was written: the rows are in and
             # idempotent, the new owner reads the same messages again and changes nothing.
             log.warning("offset commit refused, partitions moved", extra={"error": str(error)})
+
+    def _report_lag(self) -> None:
+        """Every few seconds, records how far behind the log end each owned partition is, for the
+        status page (the api can't ask Kafka). Queued on the writer thread, behind the batches."""
+        now = time.monotonic()
+        if now - self._lag_reported_at < self.settings.lag_report_s:
+            return
+        self._lag_reported_at = now
+        rows = []
+        for partition in self._consumer.assignment():
+            # cached=True: the watermarks the fetcher already knows, no round trip to the broker.
+            low, high = self._consumer.get_watermark_offsets(partition, cached=True)
+            if high is None or high < 0:
+                continue  # nothing fetched from this partition yet
+            # Never committed: the group starts at the earliest offset still in the log.
+            committed = self._committed.get((partition.topic, partition.partition), max(low, 0))
+            lag = max(0, high - committed)
+            rows.append(LagRow(self.settings.group_id, partition.topic, partition.partition, committed, high, lag))
+        if rows:
+            future = self._writer.submit(self.sink.write_lag, rows)
+            future.add_done_callback(_log_failure)
 
     def _count(self, batch: Batch, written: Written) -> None:
         self.counts["trades"] += len(batch.rows.trades)
@@ -263,6 +305,12 @@ class RawConsumer:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
+        try:
+            for committed in consumer.committed(partitions, timeout=10):
+                if committed.offset >= 0:
+                    self._committed[(committed.topic, committed.partition)] = committed.offset
+        except KafkaException as error:  # only the lag report needs these: carry on without
+            log.warning("committed offsets unavailable", extra={"error": str(error)})
         if self._database_down:
             consumer.pause(partitions)  # stay paused until the database is back
 
@@ -271,3 +319,8 @@ class RawConsumer:
         # committed and the next owner starts right after it.
         log.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})
         self._finish_pending(retry=False)
+
+
+def _log_failure(future: Future[None]) -> None:
+    if (error := future.exception()) is not None:
+        log.warning("lag report not written", extra={"error": str(error).splitlines()[0]})

@@ -25,6 +25,8 @@ class ConsumerSettings(BaseSettings):
     # Database retry backoff while PostgreSQL is unavailable.
     retry_min_s: float = 0.5
     retry_max_s: float = 15.0
+    # How often the consumer records its lag per partition for the status page.
+    lag_report_s: float = 5.0
     # Touched after every poll: the container health check reads its age (empty: no file).
     heartbeat_path: str = ""
     log_level: str = "INFO"

@@ -9,11 +9,12 @@ transaction, which is what lets the caller commit Kafka offsets right after it.
 import contextlib
 import io
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg2
+from psycopg2.extras import execute_values
 from sqlalchemy.engine import make_url
 
 from consumer.parse import AggTradeRow, BookTickerRow, KlineRow, Row, TradeRow
@@ -216,6 +217,39 @@ class RowsByTable:
         return len(self.trades) + len(self.agg_trades) + len(self.klines) + len(self.book_tickers)
 
 
+class DeadLetterRow(NamedTuple):
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    reason: str
+    detail: str
+    stream: str | None
+
+
+class LagRow(NamedTuple):
+    group_id: str
+    topic: str
+    partition: int
+    next_offset: int
+    high_watermark: int
+    lag: int
+
+
+# Dead letters are rare and their detail is free text, so plain bound parameters, not COPY.
+_INSERT_DEAD_LETTERS = """
+INSERT INTO dead_letters (source_topic, source_partition, source_offset, reason, detail, stream)
+VALUES %s
+ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING
+"""
+_UPSERT_LAG = """
+INSERT INTO consumer_lag (group_id, topic, partition, next_offset, high_watermark, lag)
+VALUES %s
+ON CONFLICT (group_id, topic, partition) DO UPDATE SET
+    next_offset = excluded.next_offset, high_watermark = excluded.high_watermark,
+    lag = excluded.lag, updated_at = now()
+"""
+
+
 class Sink:
     """One long-lived connection: staging tables are created and the statements prepared once per
     connection, so a batch costs a COPY and an EXECUTE per table, not a re-plan of each statement."""
@@ -235,15 +269,17 @@ class Sink:
             self._connection = connection
         return self._connection
 
-    def write(self, rows: RowsByTable) -> Written:
-        """Writes the batch in one transaction. Raises on any database error with nothing
-        committed, so the caller can retry the same batch."""
+    def write(self, rows: RowsByTable, dead_letters: Sequence[DeadLetterRow] = ()) -> Written:
+        """Writes the batch, and the index rows of its dead letters, in one transaction. Raises on
+        any database error with nothing committed, so the caller can retry the same batch."""
         written = Written()
-        if not len(rows):
+        if not len(rows) and not dead_letters:
             return written
         try:
             connection = self._connect()
             with connection.cursor() as cursor:
+                if dead_letters:
+                    execute_values(cursor, _INSERT_DEAD_LETTERS, dead_letters)
                 if rows.trades:
                     cursor.copy_expert("COPY trades_staging FROM STDIN", copy_text_trades(rows.trades))
                     cursor.execute("EXECUTE move_trades")
@@ -264,6 +300,16 @@ class Sink:
             return written
         except BaseException:
             self.dispose()  # a broken or half-used connection is not reused: start clean
+            raise
+
+    def write_lag(self, rows: Sequence[LagRow]) -> None:
+        try:
+            connection = self._connect()
+            with connection.cursor() as cursor:
+                execute_values(cursor, _UPSERT_LAG, rows)
+            connection.commit()
+        except BaseException:
+            self.dispose()
             raise
 
     def dispose(self) -> None:

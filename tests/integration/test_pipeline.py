@@ -50,6 +50,11 @@ class Pipeline:
                 trades.append(payload)
         return trades
 
+    def query(self, sql: str) -> list[tuple[object, ...]]:
+        with closing(psycopg2.connect(libpq_dsn(self.database_url))) as connection, connection.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+
     def stored_trades(self) -> list[tuple[object, ...]]:
         with closing(psycopg2.connect(libpq_dsn(self.database_url))) as connection, connection.cursor() as cursor:
             cursor.execute(
@@ -224,4 +229,15 @@ def test_invalid_messages_go_to_the_dead_letter_topic_and_replays_change_nothing
     # The redelivered trades were written in the same batches as the rejects, which are now in the
     # DLQ: the table is exactly what it was.
     assert pipeline.stored_trades() == before
+
+    # The index of dead letters the status page reads: one row per rejected message, by offset.
+    indexed = pipeline.query("SELECT reason, source_topic FROM dead_letters ORDER BY source_offset")
+    assert sorted(str(reason) for reason, _ in indexed) == sorted(bad_frames)
+    assert {topic for _, topic in indexed} == {pipeline.raw_topic}
+    # The consumer reports its lag; once everything is read it is zero on every partition.
+    wait_until(
+        lambda: pipeline.query("SELECT count(*), coalesce(sum(lag), -1) FROM consumer_lag")[0] == (3, 0),
+        30,
+        "a lag report of 0 on each partition",
+    )
     pipeline.services.assert_running()
