@@ -18,6 +18,7 @@ from typing import IO, Any, Protocol
 from fake_binance import klines as kl
 from fake_binance import streams, wire
 from fake_binance.exchange_info import ExchangeInfo, SymbolRules
+from fake_binance.faults import Faults
 from fake_binance.history import SymbolHistory
 from fake_binance.klines import Kline, KlineAccumulator
 from fake_binance.market import AggTrade, BookTop, Fill, RandomWalkMarket, Trade, reference_price
@@ -89,6 +90,7 @@ class Exchange:
         # Recorded traffic carries its own old times: klines are derived only from live trading.
         self._derive_klines = settings.replay_path is None
         self.trades_emitted: dict[str, int] = dict.fromkeys(settings.symbol_list, 0)
+        self.faults = Faults.from_settings(settings)
 
     # --- subscriptions -------------------------------------------------------------------------
 
@@ -162,8 +164,12 @@ class Exchange:
 
     # --- emitting ------------------------------------------------------------------------------
 
-    def emit_trade(self, trade: Trade, payload: dict[str, Any] | None = None) -> None:
-        """Record a trade in the history and the ground truth, and send it to its viewers."""
+    def emit_trade(self, trade: Trade, payload: dict[str, Any] | None = None) -> bool:
+        """Record a trade in the history and the ground truth, and send it to its viewers.
+
+        Returns True when the id-gap fault left it out of the stream (it stays in REST history
+        and in the record file, which is the ground truth of what was traded).
+        """
         rules = self.info.rules.get(trade.symbol)
         history = self.histories.setdefault(trade.symbol, SymbolHistory(trade.symbol))
         history.add_trade(trade)
@@ -177,12 +183,17 @@ class Exchange:
         if self._record is not None:
             self._record.write(wire.encode(emitted) + "\n")
             self._record.flush()
-        self._publish(streams.stream_name(trade.symbol, "trade"), lambda scale: wire.scale_times(emitted, scale))
+        hidden = self.faults.skip_trade()
+        if not hidden:
+            self._publish(streams.stream_name(trade.symbol, "trade"), lambda scale: wire.scale_times(emitted, scale))
         if rules is not None and self._derive_klines:
             self._feed_klines(trade, rules)
+        return hidden
 
-    def emit_agg_trade(self, agg: AggTrade, payload: dict[str, Any] | None = None) -> None:
+    def emit_agg_trade(self, agg: AggTrade, payload: dict[str, Any] | None = None, hidden: bool = False) -> None:
         self.histories.setdefault(agg.symbol, SymbolHistory(agg.symbol)).add_agg_trade(agg)
+        if hidden:
+            return
         name = streams.stream_name(agg.symbol, "aggTrade")
         if payload is not None:
             recorded = payload
@@ -198,9 +209,10 @@ class Exchange:
         )
 
     def emit_fill(self, fill: Fill) -> None:
+        hidden = False
         for trade in fill.trades:
-            self.emit_trade(trade)
-        self.emit_agg_trade(fill.agg_trade)
+            hidden = self.emit_trade(trade) or hidden
+        self.emit_agg_trade(fill.agg_trade, hidden=self.faults.skip_agg_trade(hidden))
         self.emit_book(fill.book)
 
     def _feed_klines(self, trade: Trade, rules: SymbolRules) -> None:
@@ -305,7 +317,7 @@ class Exchange:
     def _replay_one(self, stream: str, payload: dict[str, Any]) -> None:
         event = payload.get("e")
         if event == "trade":
-            self.emit_trade(wire.trade_from_payload(payload), payload)
+            self.emit_trade(wire.trade_from_payload(payload), payload)  # the gap fault applies to replays too
         elif event == "aggTrade":
             self.emit_agg_trade(wire.agg_trade_from_payload(payload), payload)
         else:

@@ -70,6 +70,14 @@ class ExchangeInfo:
         self._entries: dict[str, Mapping[str, Any]] = {e["symbol"]: e for e in document["symbols"]}
         self.rules: dict[str, SymbolRules] = {name: rules_from_entry(entry) for name, entry in self._entries.items()}
 
+    def set_status(self, symbol: str, status: str) -> None:
+        """List `symbol` with another status (e.g. BREAK), as Binance does for a halted market."""
+        if symbol not in self._entries:
+            raise ValueError(f"symbol not in exchangeInfo: {symbol}")
+        entry = {**self._entries[symbol], "status": status}
+        self._entries[symbol] = entry
+        self.rules[symbol] = rules_from_entry(entry)
+
     @property
     def symbols(self) -> Sequence[str]:
         return list(self._entries)

@@ -21,6 +21,8 @@ from starlette.routing import Route
 from fake_binance import klines as kl
 from fake_binance import wire
 from fake_binance.exchange import Exchange
+from fake_binance.faults import DROP_MODES, MALFORMED_MODES
+from fake_binance.ws_server import StreamServer
 
 _SYMBOL = re.compile(r"^[A-Z0-9-_.]{1,20}$")
 _SYMBOL_RANGE = "^[A-Z0-9-_.]{1,20}$"
@@ -195,10 +197,24 @@ def _json_response(body: Any, status: int, used_weight: int, extra: dict[str, st
     return Response(orjson.dumps(body), status_code=status, headers=headers, media_type=MEDIA_TYPE)
 
 
-def create_app(exchange: Exchange) -> Starlette:
-    """The REST app over a running exchange (same event loop, so no locking)."""
+def _refusal(status: int, limit: int) -> dict[str, Any]:
+    if status == 418:
+        return wire.rest_error(-1003, "Way too much request weight used; IP banned. Please use WebSocket Streams.")
+    return wire.rest_error(
+        -1003,
+        f"Too much request weight used; current limit is {limit} request weight per 1 MINUTE. "
+        "Please use WebSocket Streams for live updates to avoid polling the API.",
+    )
+
+
+def create_app(exchange: Exchange, streams: StreamServer | None = None) -> Starlette:
+    """The REST app over a running exchange (same event loop, so no locking).
+
+    With `streams`, the /fake/ control endpoints can also act on the WebSocket connections.
+    """
     meter = WeightMeter(exchange.info.request_weight_limit())
     rules = exchange.info.rules
+    faults = exchange.faults
 
     def endpoint(weight: int | Callable[[Params], int], handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
@@ -210,14 +226,18 @@ def create_app(exchange: Exchange) -> Starlette:
                 cost = 1
             ip = request.client.host if request.client else "?"
             used = meter.charge(ip, cost, now)
+            response = answer(request, params, used, now)
+            faults.log_request(request.url.path, request.url.query, response.status_code)
+            return response
+
+        def answer(request: Request, params: Params, used: int, now: int) -> Response:
+            forced = faults.rest_override()
+            if forced is not None:
+                status, retry_after_s = forced
+                return _json_response(_refusal(status, meter.limit), status, used, {"Retry-After": str(retry_after_s)})
             if used > meter.limit:
                 retry_after = str(60 - now % 60_000 // 1000)
-                error = wire.rest_error(
-                    -1003,
-                    f"Too much request weight used; current limit is {meter.limit} request weight per 1 MINUTE. "
-                    "Please use WebSocket Streams for live updates to avoid polling the API.",
-                )
-                return _json_response(error, 429, used, {"Retry-After": retry_after})
+                return _json_response(_refusal(429, meter.limit), 429, used, {"Retry-After": retry_after})
             unit = request.headers.get("X-MBX-TIME-UNIT", "MILLISECOND")
             try:
                 if unit not in _TIME_UNITS:
@@ -228,6 +248,11 @@ def create_app(exchange: Exchange) -> Starlette:
             return _json_response(body, 200, used)
 
         return run
+
+    def page(params: Params) -> int:
+        # The pagination fault: fewer rows than asked for, as a server under load may answer.
+        limit = params.limit()
+        return min(limit, faults.page_cap) if faults.page_cap else limit
 
     def ping(_request: Request, _params: Params, _scale: int) -> Any:
         return {}
@@ -253,13 +278,13 @@ def create_app(exchange: Exchange) -> Starlette:
     def recent_trades(_request: Request, params: Params, scale: int) -> Any:
         symbol = params.symbol(rules)
         assert symbol is not None
-        limit = params.limit()
+        limit = page(params)
         return [wire.rest_trade(t, rules[symbol], scale) for t in exchange.histories[symbol].recent_trades(limit)]
 
     def historical_trades(_request: Request, params: Params, scale: int) -> Any:
         symbol = params.symbol(rules)
         assert symbol is not None
-        limit = params.limit()
+        limit = page(params)
         from_id = params.unsigned("fromId")
         history = exchange.histories[symbol]
         found = history.recent_trades(limit) if from_id is None else history.trades_from_id(from_id, limit)
@@ -268,7 +293,7 @@ def create_app(exchange: Exchange) -> Starlette:
     def agg_trades(_request: Request, params: Params, scale: int) -> Any:
         symbol = params.symbol(rules)
         assert symbol is not None
-        limit = params.limit()
+        limit = page(params)
         from_id = params.unsigned("fromId")
         start, end = params.start_time(), params.end_time()
         # fromId cannot be combined with a time range (Binance dropped that combination in 2024).
@@ -283,7 +308,7 @@ def create_app(exchange: Exchange) -> Starlette:
         interval = params.interval()
         start, end = params.start_time(), params.end_time()
         offset = params.time_zone_offset_ms()
-        limit = params.limit()
+        limit = page(params)
         if start is not None and end is not None and start > end:
             return []
         found = exchange.histories[symbol].klines_query(interval, start, end, limit, exchange.clock.now_ms(), offset)
@@ -312,5 +337,104 @@ def create_app(exchange: Exchange) -> Starlette:
         Route("/api/v3/klines", endpoint(2, klines)),
         Route("/api/v3/uiKlines", endpoint(2, klines)),
         Route("/api/v3/ticker/price", endpoint(ticker_weight, ticker_price)),
+        *control_routes(exchange, streams),
     ]
     return Starlette(routes=routes)
+
+
+# --- /fake/: run-time control of the misbehaviours (not Binance paths) -------------------------
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    body = orjson.loads(raw)
+    if not isinstance(body, dict):
+        raise ValueError("expected a JSON object")
+    return body
+
+
+def control_routes(exchange: Exchange, streams: StreamServer | None) -> list[Route]:
+    faults = exchange.faults
+
+    def need_streams() -> StreamServer:
+        if streams is None:
+            raise ValueError("no WebSocket server attached")
+        return streams
+
+    def control(action: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                result = action(await _body(request))
+            except (ValueError, TypeError, KeyError) as error:
+                return Response(orjson.dumps({"error": str(error)}), status_code=400, media_type=MEDIA_TYPE)
+            return Response(orjson.dumps(result), media_type=MEDIA_TYPE)
+
+        return run
+
+    def drop(body: dict[str, Any]) -> dict[str, Any]:
+        mode = str(body.get("mode", "abrupt"))
+        if mode not in DROP_MODES:
+            raise ValueError(f"mode must be one of {', '.join(DROP_MODES)}")
+        return {"dropped": need_streams().drop_all(mode)}
+
+    def freeze(_body: dict[str, Any]) -> dict[str, Any]:
+        return {"frozen": need_streams().freeze_all()}
+
+    def gap(body: dict[str, Any]) -> dict[str, Any]:
+        faults.skip_trades += int(body.get("trades", 1))
+        faults.skip_agg_trades += int(body.get("agg_trades", body.get("trades", 1)))
+        return {"skip_trades": faults.skip_trades, "skip_agg_trades": faults.skip_agg_trades}
+
+    def malformed(body: dict[str, Any]) -> dict[str, Any]:
+        mode = str(body.get("mode", faults.malformed_mode))
+        if mode not in MALFORMED_MODES:
+            raise ValueError(f"mode must be one of {', '.join(MALFORMED_MODES)}")
+        faults.malformed_mode = mode
+        faults.malformed += int(body.get("count", 1))
+        return {"malformed": faults.malformed, "mode": mode}
+
+    def error_reply(body: dict[str, Any]) -> dict[str, Any]:
+        code = int(body.get("code", 2))
+        msg = str(body.get("msg", "Invalid request: fake error reply"))
+        return {"sent": need_streams().send_error_all(code, msg)}
+
+    def rate_limit(body: dict[str, Any]) -> dict[str, Any]:
+        status = int(body.get("status", 429))
+        if status not in (429, 418):
+            raise ValueError("status must be 429 or 418")
+        faults.forced_status = status
+        faults.forced_count = int(body.get("count", 1))
+        faults.forced_retry_after_s = int(body.get("retry_after_s", faults.forced_retry_after_s))
+        return {"status": status, "count": faults.forced_count, "retry_after_s": faults.forced_retry_after_s}
+
+    def page_cap(body: dict[str, Any]) -> dict[str, Any]:
+        faults.page_cap = int(body.get("rows", 0))
+        return {"page_cap": faults.page_cap}
+
+    async def state(_request: Request) -> Response:
+        body = faults.snapshot()
+        body["trades_emitted"] = exchange.trades_emitted
+        body["last_trade_ids"] = {
+            symbol: history.trade_ids[-1] for symbol, history in exchange.histories.items() if history.trade_ids
+        }
+        body["last_agg_ids"] = {
+            symbol: history.agg_ids[-1] for symbol, history in exchange.histories.items() if history.agg_ids
+        }
+        body["market_done"] = exchange.market_done.is_set()
+        if streams is not None:
+            body["connections_open"] = len(streams.connections)
+            body["connections_accepted"] = streams.connections_accepted
+        return Response(orjson.dumps(body), media_type=MEDIA_TYPE)
+
+    return [
+        Route("/fake/drop-connections", control(drop), methods=["POST"]),
+        Route("/fake/freeze-connections", control(freeze), methods=["POST"]),
+        Route("/fake/gap", control(gap), methods=["POST"]),
+        Route("/fake/malformed", control(malformed), methods=["POST"]),
+        Route("/fake/error-reply", control(error_reply), methods=["POST"]),
+        Route("/fake/rate-limit", control(rate_limit), methods=["POST"]),
+        Route("/fake/page-cap", control(page_cap), methods=["POST"]),
+        Route("/fake/state", state, methods=["GET"]),
+    ]

@@ -69,14 +69,23 @@ async def serve(
     clock: Clock | None = None,
 ) -> None:
     """Serve until `stop` is set, then announce serverShutdown, close everything and return."""
-    exchange = Exchange(settings, info or load_exchange_info(), clock)
+    info = info or load_exchange_info()
+    for symbol in settings.halted_symbol_list:
+        info.set_status(symbol, "BREAK")
+    exchange = Exchange(settings, info, clock)
     ws_sock = _listen(settings.host, settings.ws_port)
     rest_sock = _listen(settings.host, settings.rest_port)
     endpoints = Endpoints(settings.host, ws_sock.getsockname()[1], rest_sock.getsockname()[1])
     exchange.open_record(settings.record_path)
     stream_server = StreamServer(exchange, settings)
     rest_server = _EmbeddedUvicorn(
-        uvicorn.Config(create_app(exchange), log_config=None, access_log=False, lifespan="off", log_level="warning")
+        uvicorn.Config(
+            create_app(exchange, stream_server),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            log_level="warning",
+        )
     )
     try:
         await stream_server.start(ws_sock)

@@ -34,7 +34,36 @@ class FakeBinanceSettings(BaseSettings):
     ping_interval_s: float = Field(20.0, gt=0, description="server ping period (Binance: 20 s)")
     pong_timeout_s: float = Field(60.0, gt=0, description="close a connection silent this long after a ping")
     connection_lifetime_s: float = Field(86400.0, gt=0, description="close connections this old (Binance: 24 h)")
+    # Misbehaviours (also switchable at run time: POST /fake/... on the REST port).
+    drop_every_s: float = Field(0.0, ge=0, description="drop every connection this often (0: never)")
+    drop_mode: str = Field("abrupt", description="how drop_every_s drops: abrupt (no close frame), close, shutdown")
+    gap_every: int = Field(0, ge=0, description="leave 1 in N trades (and their aggTrade) out of the streams")
+    malformed_every: int = Field(0, ge=0, description="corrupt 1 in N trade frames (0: never)")
+    malformed_mode: str = Field("truncate", description="truncate (frame cut short) or garbage (junk frame first)")
+    error_reply_every_s: float = Field(0.0, ge=0, description='send {"code","msg"} error frames this often')
+    rest_429_every: int = Field(0, ge=0, description="answer 1 in N REST requests with 429 (0: never)")
+    rest_retry_after_s: int = Field(1, ge=0, description="Retry-After of forced 429/418 answers")
+    rest_page_cap: int = Field(0, ge=0, description="at most N rows per REST page whatever the limit (0: no cap)")
+    halted_symbols: str = Field("", description="comma-separated symbols listed with status BREAK")
     log_level: str = Field("INFO", description="logging level")
+
+    @field_validator("drop_mode")
+    @classmethod
+    def _drop_mode(cls, value: str) -> str:
+        if value not in ("abrupt", "close", "shutdown"):
+            raise ValueError("drop_mode must be abrupt, close or shutdown")
+        return value
+
+    @field_validator("malformed_mode")
+    @classmethod
+    def _malformed_mode(cls, value: str) -> str:
+        if value not in ("truncate", "garbage"):
+            raise ValueError("malformed_mode must be truncate or garbage")
+        return value
+
+    @property
+    def halted_symbol_list(self) -> tuple[str, ...]:
+        return tuple(name.strip().upper() for name in self.halted_symbols.split(",") if name.strip())
 
     @field_validator("symbols")
     @classmethod

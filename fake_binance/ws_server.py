@@ -9,7 +9,7 @@ import logging
 import re
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -195,6 +195,10 @@ class StreamConnection:
         self._incoming: deque[float] = deque()
         self._closing: asyncio.Task[None] | None = None
         self._pong_watchers: set[asyncio.Task[None]] = set()
+        # A frozen connection neither reads (so pings go unanswered) nor writes: a dead peer
+        # whose TCP connection never closed, which only the client's own keepalive can detect.
+        self._thawed = asyncio.Event()
+        self._thawed.set()
         self._add_streams(spec.streams)
 
     @property
@@ -203,7 +207,33 @@ class StreamConnection:
         return f"{address[0]}:{address[1]}" if address else "?"
 
     def deliver(self, event: Event) -> None:
-        self._send(event.text(self.time_scale, self.combined))
+        for text in self.exchange.faults.corrupt(event.stream, event.text(self.time_scale, self.combined)):
+            self._send(text)
+
+    def send_error(self, code: int, msg: str) -> None:
+        """An unsolicited `{"code","msg"}` error frame, as Binance answers a request it refuses."""
+        self._send(wire.encode(wire.rest_error(code, msg)))
+
+    def drop(self, mode: str, shutdown_grace_s: float = 1.0) -> None:
+        """abrupt: the TCP connection is cut with no close frame; close: a close frame (1001);
+        shutdown: Binance's serverShutdown event, then a close frame after a grace period."""
+        if mode == "abrupt":
+            log.info("dropping connection abruptly", extra={"peer": self.peer})
+            transport = self.ws.transport
+            if transport is not None:
+                transport.abort()
+        elif mode == "close":
+            self.close_soon(1001, "Going away")
+        else:
+            self.deliver_shutdown(self.exchange.clock.now_ms())
+            asyncio.get_running_loop().call_later(shutdown_grace_s, self.close_soon, 1001, "Server shutdown")
+
+    def freeze(self) -> None:
+        log.info("freezing connection", extra={"peer": self.peer})
+        self._thawed.clear()
+        transport = self.ws.transport
+        if transport is not None:
+            transport.pause_reading()
 
     def deliver_shutdown(self, event_time: int) -> None:
         payload = wire.encode(wire.server_shutdown_payload(event_time, self.time_scale))
@@ -286,6 +316,7 @@ class StreamConnection:
         with contextlib.suppress(ConnectionClosed):
             while True:
                 text = await self._outbox.get()
+                await self._thawed.wait()
                 await self.ws.send(text)
 
     async def flush(self, timeout: float) -> None:
@@ -329,7 +360,36 @@ class StreamServer:
         self.exchange = exchange
         self.settings = settings
         self.connections: set[StreamConnection] = set()
+        self.connections_accepted = 0
         self._server: Server | None = None
+        self._chores: list[asyncio.Task[None]] = []
+
+    # --- run-time misbehaviour (the /fake/ control endpoints and the standing settings) ---------
+
+    def drop_all(self, mode: str) -> int:
+        connections = list(self.connections)
+        for connection in connections:
+            connection.drop(mode)
+        self.exchange.faults.connections_dropped += len(connections)
+        return len(connections)
+
+    def freeze_all(self) -> int:
+        connections = list(self.connections)
+        for connection in connections:
+            connection.freeze()
+        return len(connections)
+
+    def send_error_all(self, code: int, msg: str) -> int:
+        connections = list(self.connections)
+        for connection in connections:
+            connection.send_error(code, msg)
+        self.exchange.faults.errors_sent += len(connections)
+        return len(connections)
+
+    async def _every(self, period_s: float, action: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            action()
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         try:
@@ -343,6 +403,7 @@ class StreamServer:
         spec = parse_request_path(ws.request.path)
         connection = StreamConnection(ws, spec, self.exchange, self.settings)
         self.connections.add(connection)
+        self.connections_accepted += 1
         try:
             await connection.run()
         finally:
@@ -358,9 +419,24 @@ class StreamServer:
             ping_timeout=None,
             max_size=2**20,
         )
+        if self.settings.drop_every_s > 0:
+            mode = self.settings.drop_mode
+            dropping = self._every(self.settings.drop_every_s, lambda: self.drop_all(mode))
+            self._chores.append(asyncio.create_task(dropping))
+        if self.settings.error_reply_every_s > 0:
+            self._chores.append(
+                asyncio.create_task(
+                    self._every(
+                        self.settings.error_reply_every_s,
+                        lambda: self.send_error_all(2, "Invalid request: fake error reply"),
+                    )
+                )
+            )
 
     async def announce_shutdown_and_close(self, grace_s: float = 1.0) -> None:
         """Send Binance's serverShutdown event to everyone, then close the listener and connections."""
+        for chore in self._chores:
+            chore.cancel()
         now = self.exchange.clock.now_ms()
         for connection in list(self.connections):
             connection.deliver_shutdown(now)

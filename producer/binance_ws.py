@@ -1,80 +1,255 @@
-"""Binance WebSocket connection: one combined stream, frames handed on byte for byte, reconnects."""
+"""Binance WebSocket connections: one per shard of streams, kept alive, replaced before they expire.
+
+Each shard owns at most two connections at a time: the current one, and during a rollover
+(the 24 h limit coming up, or a `serverShutdown` announcement) its successor, opened first and
+read alongside the old one for an overlap period, so the switch leaves no gap. A connection
+that drops is replaced after an exponential backoff with jitter, and its streams are reported
+as dropped so the gap tracker checks what was missed.
+"""
 
 import asyncio
+import contextlib
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-import orjson
 import websockets
+from websockets.asyncio.client import ClientConnection
+
+from producer.frames import SERVER_SHUTDOWN_STREAM, stream_of
+from producer.limits import AttemptBudget, backoff_delay, combined_stream_url
+from producer.settings import ProducerSettings
 
 log = logging.getLogger(__name__)
 
-# Combined-stream frames are `{"stream":"<name>","data":{...}}` with the stream first, so the
-# name can be read without parsing the whole frame.
-_COMBINED_PREFIX = b'{"stream":"'
+# frame, stream, received_at_ns, connection_id
+FrameSink = Callable[[bytes, str, int, bytes], None]
+DroppedHandler = Callable[[list[str]], None]
 
-FrameHandler = Callable[[bytes, str, int, str], None]
-
-
-def combined_stream_url(base_url: str, stream_names: list[str]) -> str:
-    return f"{base_url.rstrip('/')}/stream?streams={'/'.join(stream_names)}"
+_CONNECT_ERRORS = (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI)
 
 
-def stream_of(frame: bytes) -> str:
-    """The stream name a combined frame carries, or '' when the frame has none (or is not JSON)."""
-    if frame.startswith(_COMBINED_PREFIX):
-        end = frame.find(b'"', len(_COMBINED_PREFIX))
-        if end > 0:
-            return frame[len(_COMBINED_PREFIX) : end].decode(errors="replace")
-    try:
-        parsed = orjson.loads(frame)
-    except orjson.JSONDecodeError:
-        return ""
-    stream = parsed.get("stream") if isinstance(parsed, dict) else None
-    return stream if isinstance(stream, str) else ""
+@dataclass(eq=False)
+class Link:
+    """One open connection and the task reading it."""
+
+    ws: ClientConnection
+    connection_id: str
+    opened_at: float
+    frames: int = 0
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    server_shutdown: asyncio.Event = field(default_factory=asyncio.Event)
+    closing: bool = False
+    reader: asyncio.Task[None] | None = None
+    end_reason: str = ""
 
 
-def backoff_delay(attempt: int, minimum_s: float, maximum_s: float) -> float:
-    """Exponential backoff with full jitter, so many clients do not reconnect in lock step."""
-    ceiling: float = min(maximum_s, minimum_s * 2**attempt)
-    return random.uniform(minimum_s, max(minimum_s, ceiling))
+class Shard:
+    """Keeps one combined-stream connection for a fixed list of streams, for as long as it runs."""
 
+    def __init__(
+        self,
+        index: int,
+        streams: list[str],
+        settings: ProducerSettings,
+        sink: FrameSink,
+        attempts: AttemptBudget,
+        on_dropped: DroppedHandler,
+    ) -> None:
+        self.index = index
+        self.streams = streams
+        self.settings = settings
+        self.url = combined_stream_url(settings.ws_base_url, streams, settings.time_unit)
+        self.sink = sink
+        self.attempts = attempts
+        self.on_dropped = on_dropped
+        self.connections_opened = 0
+        self.rollovers = 0
+        self.drops = 0
+        self._failures = 0
+        self._links: set[Link] = set()
 
-async def stream_forever(
-    url: str,
-    on_frame: FrameHandler,
-    reconnect_min_s: float,
-    reconnect_max_s: float,
-) -> None:
-    """Reads `url` until cancelled, reconnecting after every failure."""
-    attempt = 0
-    while True:
-        connection_id = uuid.uuid4().hex[:12]
-        frames = 0
-        try:
-            # The library answers Binance's pings with pongs, and its own pings (every 20 s,
-            # 20 s to answer) detect a connection that died without a close frame.
-            async with websockets.connect(url, open_timeout=10, max_size=2**22) as connection:
-                log.info("connected", extra={"url": url, "connection_id": connection_id})
-                attempt = 0
-                while True:
-                    frame = await connection.recv(decode=False)
-                    on_frame(frame, stream_of(frame), time.time_ns(), connection_id)
-                    frames += 1
-        except (OSError, TimeoutError, websockets.ConnectionClosed, websockets.InvalidHandshake) as error:
-            delay = backoff_delay(attempt, reconnect_min_s, reconnect_max_s)
+    # --- one connection -------------------------------------------------------------------------
+
+    async def _connect(self) -> Link:
+        await self._respect_attempt_budget()
+        self.attempts.record(time.monotonic())
+        ws = await websockets.connect(
+            self.url,
+            open_timeout=self.settings.open_timeout_s,
+            # Our own keepalive pings detect a connection that died without closing (no FIN, no close
+            # frame); the library also answers Binance's pings with pongs of the same payload.
+            ping_interval=self.settings.ping_interval_s,
+            ping_timeout=self.settings.ping_timeout_s,
+            close_timeout=2,
+            max_size=2**22,
+            # Frames buffered ahead of the reader before TCP backpressure: enough for bursts.
+            max_queue=4096,
+            # Binance sends uncompressed frames; not offering deflate saves CPU with any server.
+            compression=None,
+        )
+        link = Link(ws, uuid.uuid4().hex[:12], time.monotonic())
+        link.reader = asyncio.create_task(self._read(link), name=f"ws-read-{link.connection_id}")
+        self._links.add(link)
+        self.connections_opened += 1
+        log.info(
+            "connected",
+            extra={"shard": self.index, "connection_id": link.connection_id, "streams": len(self.streams)},
+        )
+        return link
+
+    async def _respect_attempt_budget(self) -> None:
+        while (wait_s := self.attempts.wait_s(time.monotonic())) > 0:
             log.warning(
-                "connection lost, reconnecting",
-                extra={
-                    "url": url,
-                    "connection_id": connection_id,
-                    "frames": frames,
-                    "error": repr(error),
-                    "retry_in_s": round(delay, 2),
-                },
+                "connection attempt budget used up (Binance: 300 per 5 min per IP), waiting",
+                extra={"shard": self.index, "wait_s": round(wait_s, 1)},
             )
-            attempt += 1
-            await asyncio.sleep(delay)
+            await asyncio.sleep(wait_s)
+
+    async def _read(self, link: Link) -> None:
+        # The hot path: no parsing, one sink call per frame.
+        recv = link.ws.recv
+        sink = self.sink
+        connection_id = link.connection_id.encode()
+        now_ns = time.time_ns
+        try:
+            while True:
+                frame = await recv(decode=False)
+                if isinstance(frame, str):  # pragma: no cover - decode=False returns bytes
+                    frame = frame.encode()
+                stream = stream_of(frame)
+                sink(frame, stream, now_ns(), connection_id)
+                link.frames += 1
+                if stream == SERVER_SHUTDOWN_STREAM:
+                    link.server_shutdown.set()
+        except websockets.ConnectionClosed as closed:
+            link.end_reason = f"closed: code={closed.rcvd.code if closed.rcvd else None} {closed!s}"
+        except Exception as error:
+            link.end_reason = f"error: {error!r}"
+            log.exception("reader failed", extra={"shard": self.index, "connection_id": link.connection_id})
+        finally:
+            link.ended.set()
+
+    async def _close(self, link: Link) -> None:
+        link.closing = True
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(link.ws.close(), 3)
+        if link.reader is not None:
+            link.reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await link.reader
+        self._links.discard(link)
+
+    # --- keeping the shard connected ------------------------------------------------------------
+
+    async def _open(self, while_alive: Link | None = None) -> Link | None:
+        """Connect, retrying with backoff; None if `while_alive` ends first (a rollover that lost its base)."""
+        while True:
+            if while_alive is not None and while_alive.ended.is_set():
+                return None
+            try:
+                return await self._connect()
+            except _CONNECT_ERRORS as error:
+                delay = backoff_delay(self._failures, self.settings.reconnect_min_s, self.settings.reconnect_max_s)
+                self._failures += 1
+                log.warning(
+                    "connect failed, retrying",
+                    extra={"shard": self.index, "error": repr(error), "retry_in_s": round(delay, 2)},
+                )
+                if while_alive is None:
+                    await asyncio.sleep(delay)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(while_alive.ended.wait(), delay)
+
+    async def _next_event(self, link: Link) -> str:
+        """'ended', 'serverShutdown' or 'max_age', whichever comes first."""
+        if link.server_shutdown.is_set():
+            return "serverShutdown"
+        deadline = link.opened_at + self.settings.connection_max_age_s
+        waits = {
+            asyncio.create_task(link.ended.wait()): "ended",
+            asyncio.create_task(link.server_shutdown.wait()): "serverShutdown",
+        }
+        try:
+            done, _ = await asyncio.wait(
+                waits, timeout=max(0.0, deadline - time.monotonic()), return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for task in waits:
+                task.cancel()
+        if not done:
+            return "max_age"
+        # A serverShutdown frame is usually followed by the close: it is the reason, not the drop.
+        if link.server_shutdown.is_set():
+            return "serverShutdown"
+        return "ended"
+
+    async def run(self) -> None:
+        current: Link | None = None
+        try:
+            while True:
+                if current is None:
+                    current = await self._open()
+                    assert current is not None
+                event = await self._next_event(current)
+                if event == "ended":
+                    await self._after_drop(current)
+                    current = None
+                    continue
+                current = await self._rollover(current, event)
+        finally:
+            for link in list(self._links):
+                await self._close(link)
+
+    async def _after_drop(self, link: Link) -> None:
+        lived_s = time.monotonic() - link.opened_at
+        self.drops += 1
+        self._links.discard(link)
+        self.on_dropped(self.streams)
+        # A connection that lived a while was healthy: start the backoff over.
+        if lived_s >= self.settings.reconnect_max_s:
+            self._failures = 0
+        delay = backoff_delay(self._failures, self.settings.reconnect_min_s, self.settings.reconnect_max_s)
+        self._failures += 1
+        log.warning(
+            "connection lost, reconnecting",
+            extra={
+                "shard": self.index,
+                "connection_id": link.connection_id,
+                "frames": link.frames,
+                "lived_s": round(lived_s, 1),
+                "reason": link.end_reason,
+                "retry_in_s": round(delay, 2),
+            },
+        )
+        await asyncio.sleep(delay)
+
+    async def _rollover(self, old: Link, reason: str) -> Link | None:
+        """Open the successor, read both for the overlap, then close the old one: no gap."""
+        log.info(
+            "rollover: opening the replacement connection",
+            extra={"shard": self.index, "connection_id": old.connection_id, "reason": reason, "frames": old.frames},
+        )
+        successor = await self._open(while_alive=old)
+        if successor is None:
+            # The old connection ended before a replacement could be opened: an ordinary drop.
+            await self._after_drop(old)
+            return None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(old.ended.wait(), self.settings.rollover_overlap_s)
+        await self._close(old)
+        self.rollovers += 1
+        log.info(
+            "rollover done",
+            extra={
+                "shard": self.index,
+                "old_connection_id": old.connection_id,
+                "connection_id": successor.connection_id,
+                "reason": reason,
+                "old_frames": old.frames,
+            },
+        )
+        return successor

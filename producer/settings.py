@@ -1,33 +1,115 @@
-"""Producer settings, read from PRODUCER_* environment variables (and CLI flags in __main__)."""
+"""Producer settings: PRODUCER_* environment variables, and the same names as CLI flags over them."""
 
-from typing import Annotated
+import re
+from typing import Annotated, Literal
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from schemas.topics import RAW_TOPIC
 
+# Binance's kline intervals; names are case-sensitive ("1m" a minute, "1M" a month).
+KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
+PLAIN_STREAM_TYPES = ("trade", "aggTrade", "bookTicker")
+# Binance: at most 1024 streams on one connection.
+MAX_STREAMS_PER_CONNECTION = 1024
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
+_DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration_s(value: object) -> object:
+    """'1h', '90m', '1h30m', '45s', '2d' or a number of seconds -> seconds; anything else unchanged."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip().lower()
+    if text in ("", "0", "off", "none"):
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        raise ValueError(f"not a duration: {value!r} (examples: 90s, 30m, 1h, 1h30m, 2d)")
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
+def is_stream_type(name: str) -> bool:
+    return name in PLAIN_STREAM_TYPES or (name.startswith("kline_") and name[6:] in KLINE_INTERVALS)
+
 
 class ProducerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PRODUCER_")
+    model_config = SettingsConfigDict(
+        env_prefix="PRODUCER_",
+        cli_prog_name="python -m producer",
+        cli_kebab_case=True,
+        cli_implicit_flags=True,
+        extra="ignore",
+    )
 
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    raw_topic: str = RAW_TOPIC
-    # Real Binance by default; tests and the offline demo point this at the fake exchange.
-    ws_base_url: str = "wss://stream.binance.com:9443"
-    # Comma-separated in the environment: PRODUCER_SYMBOLS=BTCUSDT,ETHUSDT
-    symbols: Annotated[list[str], NoDecode] = ["BTCUSDT", "ETHUSDT"]
-    stream_types: Annotated[list[str], NoDecode] = ["trade"]
-    # Reconnect backoff: doubles from min to max, with jitter.
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 30.0
-    log_level: str = "INFO"
+    # --- what to read ---------------------------------------------------------------------------
+    # Comma-separated in the environment and on the command line: BTCUSDT,ETHUSDT
+    symbols: Annotated[list[str], NoDecode] = Field(default=["BTCUSDT", "ETHUSDT"], description="symbols to stream")
+    stream_types: Annotated[list[str], NoDecode] = Field(
+        default=["trade"],
+        description="trade, aggTrade, bookTicker, kline_<interval> (1s 1m ... 1M), comma-separated",
+    )
+    # Real Binance by default; wss://data-stream.binance.vision and https://data-api.binance.vision
+    # are Binance's market-data-only endpoints. Tests and the demo point both at the fake exchange.
+    ws_base_url: str = Field(default="wss://stream.binance.com:9443", description="Binance WebSocket base URL")
+    rest_base_url: str = Field(default="https://api.binance.com", description="Binance REST base URL")
+    time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
+        default="MILLISECOND", description="unit of the time fields Binance sends (WebSocket and REST)"
+    )
+
+    # --- where it goes --------------------------------------------------------------------------
+    kafka_bootstrap_servers: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers")
+    raw_topic: str = Field(default=RAW_TOPIC, description="topic every raw message is published to")
+    # librdkafka's own queue is the bounded buffer that rides out a Kafka outage.
+    buffer_max_messages: int = Field(default=500_000, ge=1, description="messages buffered while Kafka is away")
+    flush_timeout_s: float = Field(default=30.0, ge=0, description="how long shutdown waits for Kafka to confirm")
+
+    # --- connections ----------------------------------------------------------------------------
+    max_streams_per_connection: int = Field(
+        default=MAX_STREAMS_PER_CONNECTION, ge=1, le=MAX_STREAMS_PER_CONNECTION, description="streams per connection"
+    )
+    # Binance: 300 connection attempts per 5 minutes per IP.
+    max_connection_attempts_per_5min: int = Field(
+        default=300, ge=1, le=300, description="connection attempts per 5 min"
+    )
+    connection_max_age_s: Annotated[float, NoDecode] = Field(
+        default=23.5 * 3600, gt=0, description="replace a connection this old (Binance closes them at 24 h)"
+    )
+    rollover_overlap_s: Annotated[float, NoDecode] = Field(
+        default=5.0, ge=0, description="old and replacement connection both read this long"
+    )
+    ping_interval_s: float = Field(default=20.0, gt=0, description="our keepalive ping period")
+    ping_timeout_s: float = Field(default=20.0, gt=0, description="a connection whose pong is this late is dead")
+    open_timeout_s: float = Field(default=10.0, gt=0, description="WebSocket handshake timeout")
+    reconnect_min_s: float = Field(default=0.5, gt=0, description="first reconnect delay (doubles, with jitter)")
+    reconnect_max_s: float = Field(default=30.0, gt=0, description="largest reconnect delay")
+
+    # --- gaps and REST --------------------------------------------------------------------------
+    gap_grace_s: float = Field(default=2.0, ge=0, description="wait this long for late frames before backfilling a gap")
+    backfill: Annotated[float, NoDecode] = Field(
+        default=0.0, ge=0, description="on start, fetch this much history over REST, e.g. 1h (0: none)"
+    )
+    rest_timeout_s: float = Field(default=10.0, gt=0, description="REST request timeout")
+    rest_weight_share: float = Field(
+        default=0.5, gt=0, le=1, description="share of Binance's per-minute REST weight limit backfills may use"
+    )
+
+    stats_interval_s: float = Field(default=10.0, gt=0, description="period of the stats log line")
+    log_level: str = Field(default="INFO", description="logging level")
 
     @field_validator("symbols", "stream_types", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list) and len(value) == 1 and isinstance(value[0], str) and "," in value[0]:
+            return [part.strip() for part in value[0].split(",") if part.strip()]
         return value
 
     @field_validator("symbols")
@@ -35,8 +117,33 @@ class ProducerSettings(BaseSettings):
     def _upper_symbols(cls, value: list[str]) -> list[str]:
         if not value:
             raise ValueError("at least one symbol is required")
-        return [symbol.upper() for symbol in value]
+        symbols = [symbol.upper() for symbol in value]
+        bad = [symbol for symbol in symbols if not re.fullmatch(r"[A-Z0-9]{1,20}", symbol)]
+        if bad:
+            raise ValueError(f"malformed symbols: {', '.join(bad)}")
+        return list(dict.fromkeys(symbols))
+
+    @field_validator("stream_types")
+    @classmethod
+    def _known_stream_types(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one stream type is required")
+        unknown = [name for name in value if not is_stream_type(name)]
+        if unknown:
+            raise ValueError(
+                f"unknown stream types: {', '.join(unknown)}; expected trade, aggTrade, bookTicker or "
+                f"kline_<interval> with an interval of {' '.join(KLINE_INTERVALS)}"
+            )
+        return list(dict.fromkeys(value))
+
+    @field_validator("connection_max_age_s", "rollover_overlap_s", "backfill", mode="before")
+    @classmethod
+    def _durations(cls, value: object) -> object:
+        return parse_duration_s(value)
 
     def stream_names(self) -> list[str]:
-        """Binance stream names are the lower-case symbol, '@', and the stream type."""
+        """Binance stream names: the lower-case symbol, '@', the stream type; a symbol's streams together."""
         return [f"{symbol.lower()}@{stream_type}" for symbol in self.symbols for stream_type in self.stream_types]
+
+    def kline_intervals(self) -> list[str]:
+        return [name.removeprefix("kline_") for name in self.stream_types if name.startswith("kline_")]

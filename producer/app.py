@@ -1,0 +1,227 @@
+"""Wiring: validate symbols, then run the shards, the backfill worker and the stats line until stopped."""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+
+import orjson
+
+from producer.backfill import Backfiller, BinanceRest, SymbolError, check_symbols, request_weight_limit
+from producer.binance_ws import Shard
+from producer.frames import TRACKED_ID_FIELDS, stream_type, tracked_id
+from producer.gaps import GapTracker
+from producer.limits import AttemptBudget, WeightBudget, shard_streams
+from producer.publisher import RawPublisher
+from producer.settings import ProducerSettings
+from schemas.topics import Source
+
+log = logging.getLogger("producer")
+
+EXIT_OK = 0
+EXIT_UNDELIVERED = 1
+EXIT_BAD_SETTINGS = 2
+
+
+class Ingest:
+    """What happens to each frame: published first, then its id (trade/aggTrade) checked for gaps."""
+
+    def __init__(
+        self,
+        publisher: RawPublisher,
+        tracker: GapTracker,
+        tracked_streams: set[str],
+        on_kline_dropped: Callable[[str], None] | None = None,
+    ) -> None:
+        self.publisher = publisher
+        self.tracker = tracker
+        self.on_kline_dropped = on_kline_dropped
+        # stream -> the id field to read; only for the streams this process subscribed to.
+        self._id_fields = {stream: TRACKED_ID_FIELDS[stream_type(stream)] for stream in tracked_streams}
+        self.frames = 0
+        self.frames_without_stream = 0
+
+    def on_frame(self, frame: bytes, stream: str, received_at_ns: int, connection_id: bytes) -> None:
+        # The id is noted before publishing, so that a frame the full buffer loses is recorded as
+        # missing after it was seen, not the other way round.
+        field = self._id_fields.get(stream)
+        if field is not None:
+            id_ = tracked_id(frame, field)
+            if id_ is not None:
+                self.tracker.observe(stream, id_, time.monotonic())
+        elif not stream:
+            self._unexpected(frame)
+        self.publisher.publish_ws(frame, stream, received_at_ns, connection_id)
+        self.frames += 1
+
+    def _unexpected(self, frame: bytes) -> None:
+        # Error replies ({"code":..,"msg":..}), truncated frames: published all the same, and shown.
+        self.frames_without_stream += 1
+        if self.frames_without_stream <= 10 or self.frames_without_stream % 1000 == 0:
+            log.warning(
+                "frame without a stream name",
+                extra={"frame": frame[:200].decode(errors="replace"), "count": self.frames_without_stream},
+            )
+
+    def on_dropped(self, streams: list[str]) -> None:
+        now = time.monotonic()
+        for stream in streams:
+            if stream in self._id_fields:
+                self.tracker.dropped(stream, now)
+            elif self.on_kline_dropped is not None and stream_type(stream).startswith("kline_"):
+                self.on_kline_dropped(stream)
+
+    def on_lost(self, value: bytes, stream: str, source: str) -> None:
+        """A message that will never reach Kafka: if it carried an id, fetch that id again over REST."""
+        if stream not in self._id_fields:
+            return
+        id_: int | None
+        if source == Source.REST:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                record = orjson.loads(value)
+                key = "id" if stream_type(stream) == "trade" else "a"
+                id_ = record.get(key) if isinstance(record, dict) else None
+                if isinstance(id_, int):
+                    self.tracker.lost(stream, id_, time.monotonic())
+            return
+        id_ = tracked_id(value, self._id_fields[stream])
+        if id_ is not None:
+            self.tracker.lost(stream, id_, time.monotonic())
+
+
+async def _report_stats(
+    settings: ProducerSettings, publisher: RawPublisher, ingest: Ingest, shards: list[Shard], backfiller: Backfiller
+) -> None:
+    while True:
+        await asyncio.sleep(settings.stats_interval_s)
+        level = logging.WARNING if publisher.kafka_down or publisher.lost else logging.INFO
+        log.log(
+            level,
+            "stats",
+            extra={
+                "frames": ingest.frames,
+                "produced": publisher.produced,
+                "delivered": publisher.delivered,
+                "queued": publisher.queued,
+                "kafka_down": publisher.kafka_down,
+                "failed": publisher.failed,
+                "lost": publisher.lost,
+                "connections_opened": sum(shard.connections_opened for shard in shards),
+                "drops": sum(shard.drops for shard in shards),
+                "rollovers": sum(shard.rollovers for shard in shards),
+                "gaps_detected": ingest.tracker.gaps_detected,
+                "ids_missed": ingest.tracker.ids_missed,
+                "gaps_pending": ingest.tracker.pending() + len(backfiller.queue),
+                "rest_records": backfiller.records_published,
+                "rest_requests": backfiller.requests,
+                "rest_429": backfiller.rate_limited,
+                "backfills_failed": backfiller.ranges_failed,
+            },
+        )
+
+
+async def _poll_kafka(publisher: RawPublisher) -> None:
+    # Delivery errors and Kafka errors are served here when frames are too few to trigger a poll.
+    while True:
+        publisher.poll()
+        await asyncio.sleep(0.1)
+
+
+async def _lookback(settings: ProducerSettings, backfiller: Backfiller) -> None:
+    started = time.monotonic()
+    try:
+        await backfiller.lookback(
+            settings.symbols, settings.stream_types, settings.kline_intervals() or ["1m"], settings.backfill
+        )
+    except Exception as error:
+        log.error("lookback backfill failed", extra={"error": repr(error)})
+        return
+    log.info(
+        "lookback backfill done",
+        extra={"seconds": settings.backfill, "took_s": round(time.monotonic() - started, 1)},
+    )
+
+
+async def _validate(rest: BinanceRest, settings: ProducerSettings) -> int:
+    """Checks the symbols against exchangeInfo; returns the REST weight limit per minute."""
+    info = await asyncio.to_thread(rest.exchange_info)
+    check_symbols(info, settings.symbols)
+    return request_weight_limit(info)
+
+
+async def run(settings: ProducerSettings) -> int:
+    rest = BinanceRest(settings.rest_base_url, settings.rest_timeout_s, settings.time_unit)
+    try:
+        weight_limit = await _validate(rest, settings)
+    except SymbolError as error:
+        log.error("invalid symbols", extra={"reason": str(error), "symbols": settings.symbols})
+        return EXIT_BAD_SETTINGS
+    except Exception as error:
+        log.error("cannot check symbols against exchangeInfo", extra={"error": repr(error), "url": rest.client.API_URL})
+        return EXIT_BAD_SETTINGS
+
+    stream_names = settings.stream_names()
+    tracked = {name for name in stream_names if stream_type(name) in TRACKED_ID_FIELDS}
+    tracker = GapTracker(settings.gap_grace_s)
+    publisher = RawPublisher(
+        settings.kafka_bootstrap_servers, settings.raw_topic, settings.buffer_max_messages, time_unit=settings.time_unit
+    )
+    backfiller = Backfiller(
+        rest,
+        publisher,
+        tracker,
+        WeightBudget(weight_limit, settings.rest_weight_share),
+        settings.reconnect_min_s,
+        settings.reconnect_max_s,
+    )
+    ingest = Ingest(publisher, tracker, tracked, backfiller.kline_dropped)
+    publisher.on_lost = ingest.on_lost
+    attempts = AttemptBudget(settings.max_connection_attempts_per_5min)
+    shards = [
+        Shard(index, streams, settings, ingest.on_frame, attempts, ingest.on_dropped)
+        for index, streams in enumerate(shard_streams(stream_names, settings.max_streams_per_connection))
+    ]
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info(
+        "started",
+        extra={
+            "streams": len(stream_names),
+            "connections": len(shards),
+            "topic": settings.raw_topic,
+            "ws_base_url": settings.ws_base_url,
+            "rest_base_url": settings.rest_base_url,
+            "rest_weight_limit": weight_limit,
+        },
+    )
+    tasks = [asyncio.create_task(shard.run(), name=f"shard-{shard.index}") for shard in shards]
+    tasks.append(asyncio.create_task(backfiller.run(), name="backfill"))
+    tasks.append(asyncio.create_task(_poll_kafka(publisher), name="kafka-poll"))
+    tasks.append(asyncio.create_task(_report_stats(settings, publisher, ingest, shards, backfiller), name="stats"))
+    if settings.backfill > 0:
+        tasks.append(asyncio.create_task(_lookback(settings, backfiller), name="lookback"))
+    stopping = asyncio.create_task(stop.wait())
+    waiting: set[asyncio.Task[object]] = {stopping, *tasks}
+    try:
+        while stopping not in (done := (await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED))[0]):
+            for task in done:
+                waiting.discard(task)
+                if task.get_name() != "lookback":
+                    task.result()  # the others run forever: one that ended is a bug, so raise it
+        log.info("stopping: closing connections, then flushing Kafka")
+    finally:
+        # Stop reading first, so that nothing new arrives while Kafka is flushed.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        stopping.cancel()
+    undelivered = publisher.flush(settings.flush_timeout_s)
+    if undelivered:
+        log.error("messages not confirmed by Kafka at shutdown", extra={"undelivered": undelivered})
+        return EXIT_UNDELIVERED
+    return EXIT_OK

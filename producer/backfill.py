@@ -1,0 +1,387 @@
+"""REST side of the producer (python-binance): symbol validation, gap backfill, start-up lookback.
+
+Every REST record is published on its own, as compact JSON of the element Binance returned, with
+source `rest` and the stream header naming what it is (schemas.topics.Source). Binance's weight
+rules are obeyed: backfills use a share of the per-minute weight limit (read from exchangeInfo,
+tracked with the X-MBX-USED-WEIGHT-1M header), a 429 waits its Retry-After, and a 418 (IP ban)
+stops all REST traffic for the ban's duration and says so loudly.
+"""
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import requests
+from binance.client import Client
+from binance.exceptions import BinanceAPIException, BinanceRequestException
+
+from producer.frames import encode_record, record_id, stream_type
+from producer.gaps import BackfillRange, GapTracker, merge_ranges
+from producer.limits import WeightBudget, backoff_delay
+from producer.publisher import RawPublisher
+
+log = logging.getLogger(__name__)
+
+PAGE_LIMIT = 1000  # Binance's maximum for trades, aggTrades and klines
+# Kline lengths, to refetch the one that was open when a connection dropped (months: at most 31 days).
+_KLINE_MS = {
+    "1s": 1_000,
+    "1m": 60_000,
+    "3m": 180_000,
+    "5m": 300_000,
+    "15m": 900_000,
+    "30m": 1_800_000,
+    "1h": 3_600_000,
+    "2h": 7_200_000,
+    "4h": 14_400_000,
+    "6h": 21_600_000,
+    "8h": 28_800_000,
+    "12h": 43_200_000,
+    "1d": 86_400_000,
+    "3d": 259_200_000,
+    "1w": 604_800_000,
+    "1M": 2_678_400_000,
+}
+_TRANSIENT_ATTEMPTS = 5
+# The id field of each REST record type.
+REST_ID_FIELDS = {"trade": "id", "aggTrade": "a"}
+
+
+class SymbolError(ValueError):
+    """Configured symbols that Binance does not list, or does not trade."""
+
+
+class IpBanned(Exception):
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"REST IP ban for {retry_after_s:.0f}s")
+        self.retry_after_s = retry_after_s
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+
+def check_symbols(exchange_info: Mapping[str, Any], symbols: list[str]) -> None:
+    """Raises SymbolError naming every configured symbol that is unknown or not TRADING."""
+    statuses = {entry.get("symbol"): entry.get("status") for entry in exchange_info.get("symbols", [])}
+    unknown = [symbol for symbol in symbols if symbol not in statuses]
+    halted = [f"{s} ({statuses[s]})" for s in symbols if s in statuses and statuses[s] != "TRADING"]
+    problems = []
+    if unknown:
+        problems.append(f"unknown symbols: {', '.join(unknown)}")
+    if halted:
+        problems.append(f"symbols not trading: {', '.join(halted)}")
+    if problems:
+        raise SymbolError("; ".join(problems) + " (checked against GET /api/v3/exchangeInfo)")
+
+
+def request_weight_limit(exchange_info: Mapping[str, Any], default: int = 6000) -> int:
+    """The REQUEST_WEIGHT per minute limit exchangeInfo announces."""
+    for limit in exchange_info.get("rateLimits", []):
+        if limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("interval") == "MINUTE":
+            return int(limit["limit"]) // max(1, int(limit.get("intervalNum", 1)))
+    return default
+
+
+def retry_after_s(error: BinanceAPIException, default: float = 1.0) -> float:
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    value = headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else default
+    except ValueError:
+        return default
+
+
+# --- the REST client ----------------------------------------------------------------------------
+
+
+class BinanceRest:
+    """python-binance's Client pointed at the configured base URL. Blocking: run it in a thread."""
+
+    def __init__(self, base_url: str, timeout_s: float, time_unit: str = "MILLISECOND") -> None:
+        self.client = Client(
+            ping=False,
+            requests_params={"timeout": timeout_s},
+            time_unit=None if time_unit == "MILLISECOND" else time_unit,
+        )
+        # python-binance has no base-URL argument; API_URL is what its requests are built on.
+        self.client.API_URL = f"{base_url.rstrip('/')}/api"
+
+    def used_weight(self) -> str | None:
+        response = self.client.response
+        return response.headers.get("X-MBX-USED-WEIGHT-1M") if response is not None else None
+
+    def exchange_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = self.client.get_exchange_info()
+        return info
+
+    def historical_trades(self, symbol: str, from_id: int, limit: int) -> list[dict[str, Any]]:
+        page: list[dict[str, Any]] = self.client.get_historical_trades(symbol=symbol, fromId=from_id, limit=limit)
+        return page
+
+    def agg_trades(
+        self, symbol: str, limit: int, from_id: int | None = None, start_time: int | None = None
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"symbol": symbol, "limit": limit}
+        if from_id is not None:
+            params["fromId"] = from_id
+        if start_time is not None:
+            params["startTime"] = start_time
+        page: list[dict[str, Any]] = self.client.get_aggregate_trades(**params)
+        return page
+
+    def klines(self, symbol: str, interval: str, start_time: int, end_time: int, limit: int) -> list[list[Any]]:
+        page: list[list[Any]] = self.client.get_klines(
+            symbol=symbol, interval=interval, startTime=start_time, endTime=end_time, limit=limit
+        )
+        return page
+
+
+# --- the backfill worker ------------------------------------------------------------------------
+
+
+class Backfiller:
+    """Fetches missing ranges over REST and publishes them; one request at a time, within the weight."""
+
+    def __init__(
+        self,
+        rest: BinanceRest,
+        publisher: RawPublisher,
+        tracker: GapTracker,
+        weight: WeightBudget,
+        reconnect_min_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rest = rest
+        self.publisher = publisher
+        self.tracker = tracker
+        self.weight = weight
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.clock = clock
+        self.queue: deque[BackfillRange] = deque()
+        self.grace_s = tracker.grace_s
+        # Kline streams whose connection dropped: stream -> (wall ms of the drop, when to refetch).
+        self.kline_drops: dict[str, tuple[int, float]] = {}
+        self.banned_until = 0.0
+        self.records_published = 0
+        self.requests = 0
+        self.rate_limited = 0
+        self.ranges_done = 0
+        self.ranges_failed = 0
+
+    # --- REST calls with Binance's rules -----------------------------------------------------
+
+    async def call(self, what: str, function: Callable[[], Any]) -> Any:
+        """One REST request: within the weight budget, 429 waited out, 418 raised, transient errors retried."""
+        transient = 0
+        while True:
+            if self.banned_until > self.clock():
+                raise IpBanned(self.banned_until - self.clock())
+            wait_s = self.weight.wait_s(time.time())
+            if wait_s > 0:
+                log.info("REST weight budget used, waiting for the next minute", extra={"wait_s": round(wait_s, 1)})
+                await asyncio.sleep(wait_s)
+            self.requests += 1
+            try:
+                result = await asyncio.to_thread(function)
+            except BinanceAPIException as error:
+                self.weight.update(self.rest.used_weight(), time.time())
+                if error.status_code == 429:
+                    delay = retry_after_s(error)
+                    self.rate_limited += 1
+                    log.warning(
+                        "REST 429: rate limited, honouring Retry-After",
+                        extra={"request": what, "retry_after_s": delay, "binance_msg": error.message},
+                    )
+                    await asyncio.sleep(delay)
+                    continue
+                if error.status_code == 418:
+                    delay = retry_after_s(error, default=120.0)
+                    self.banned_until = self.clock() + delay
+                    log.critical(
+                        "REST 418: this IP is BANNED by Binance; backfilling STOPPED until the ban ends",
+                        extra={"request": what, "retry_after_s": delay, "binance_msg": error.message},
+                    )
+                    raise IpBanned(delay) from error
+                raise
+            except (BinanceRequestException, requests.RequestException) as error:
+                if transient >= _TRANSIENT_ATTEMPTS:
+                    raise
+                delay = backoff_delay(transient, self.reconnect_min_s, self.reconnect_max_s)
+                transient += 1
+                log.warning(
+                    "REST request failed, retrying", extra={"request": what, "error": repr(error), "retry_in_s": delay}
+                )
+                await asyncio.sleep(delay)
+                continue
+            self.weight.update(self.rest.used_weight(), time.time())
+            return result
+
+    async def publish(self, records: list[Any], stream: str) -> None:
+        request_id = f"rest-{uuid.uuid4().hex[:8]}".encode()
+        received_at_ns = time.time_ns()
+        for record in records:
+            value = encode_record(record)
+            while not self.publisher.try_publish_rest(value, stream, received_at_ns, request_id):
+                # Kafka is behind: REST records wait (they are not time critical), live frames do not.
+                await asyncio.sleep(0.05)
+            self.records_published += 1
+
+    # --- gap ranges ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Forever: take due ranges from the tracker and fetch them, oldest first."""
+        while True:
+            if self.banned_until > self.clock():
+                log.critical(
+                    "REST banned (418): gaps wait for the ban to end",
+                    extra={
+                        "ranges_waiting": len(self.queue) + self.tracker.pending(),
+                        "ban_left_s": round(self.banned_until - self.clock()),
+                    },
+                )
+                await asyncio.sleep(min(10.0, self.banned_until - self.clock()))
+                continue
+            if not self.publisher.has_room():
+                # Recovering losses while Kafka is still away would only lose them again; meanwhile the
+                # tracker merges consecutive lost ids into few ranges.
+                await asyncio.sleep(0.2)
+                continue
+            await self._refetch_klines()
+            due = self.tracker.due(self.clock())
+            if due:
+                self.queue = deque(merge_ranges([*self.queue, *due]))
+            if not self.queue:
+                await asyncio.sleep(0.1)
+                continue
+            gap = self.queue[0]
+            try:
+                await self.fetch(gap)
+            except IpBanned:
+                continue  # kept at the head of the queue
+            except Exception as error:
+                self.ranges_failed += 1
+                log.error(
+                    "backfill failed; ids stay missing",
+                    extra={"stream": gap.stream, "first": gap.first, "last": gap.last, "error": repr(error)},
+                )
+            self.queue.popleft()
+
+    async def fetch(self, gap: BackfillRange) -> int:
+        """Fetch and publish ids gap.first..gap.last (or on until caught up with the live stream)."""
+        kind = stream_type(gap.stream)
+        id_field = REST_ID_FIELDS[kind]
+        symbol = gap.stream.partition("@")[0].upper()
+        from_id = gap.first
+        published = 0
+        while gap.last is None or from_id <= gap.last:
+            limit = PAGE_LIMIT if gap.last is None else min(PAGE_LIMIT, gap.last - from_id + 1)
+            page = await self._page(kind, symbol, from_id, limit)
+            ids = [i for i in (record_id(record, id_field) for record in page) if i is not None]
+            if not ids:
+                break
+            wanted = [r for r, i in zip(page, ids, strict=False) if gap.last is None or i <= gap.last]
+            await self.publish(wanted, gap.stream)
+            published += len(wanted)
+            newest = max(ids)
+            self.tracker.filled(gap.stream, from_id, newest if gap.last is None else min(newest, gap.last))
+            live = self.tracker.live_id(gap.stream)
+            if gap.last is None and live is not None and newest >= live:
+                break  # caught up with what the live stream has delivered
+            from_id = newest + 1
+        self.ranges_done += 1
+        log.info(
+            "backfilled",
+            extra={"stream": gap.stream, "first": gap.first, "last": gap.last, "records": published},
+        )
+        return published
+
+    async def _page(self, kind: str, symbol: str, from_id: int, limit: int) -> list[dict[str, Any]]:
+        page: list[dict[str, Any]]
+        if kind == "trade":
+            page = await self.call(
+                f"historicalTrades {symbol} fromId={from_id}",
+                lambda: self.rest.historical_trades(symbol, from_id, limit),
+            )
+        else:
+            page = await self.call(
+                f"aggTrades {symbol} fromId={from_id}",
+                lambda: self.rest.agg_trades(symbol, limit, from_id=from_id),
+            )
+        return page
+
+    # --- klines missed while disconnected ---------------------------------------------------------
+
+    def kline_dropped(self, stream: str) -> None:
+        """Klines carry no consecutive id: after a drop, the klines since then are fetched over REST."""
+        if stream not in self.kline_drops:
+            self.kline_drops[stream] = (int(time.time() * 1000), self.clock() + self.grace_s)
+
+    async def _refetch_klines(self) -> None:
+        now = self.clock()
+        for stream, (dropped_ms, due) in list(self.kline_drops.items()):
+            if due > now:
+                continue
+            del self.kline_drops[stream]
+            symbol, _, kind = stream.partition("@")
+            interval = kind.removeprefix("kline_")
+            # From the kline that was open at the drop (its close may have been missed) to now.
+            start_ms = dropped_ms - _KLINE_MS.get(interval, 60_000)
+            try:
+                count = await self._klines(symbol.upper(), interval, start_ms, int(time.time() * 1000))
+            except IpBanned:
+                self.kline_drops[stream] = (dropped_ms, self.banned_until)
+                return
+            except Exception as error:
+                log.error("kline refetch failed", extra={"stream": stream, "error": repr(error)})
+                continue
+            log.info("klines refetched after a drop", extra={"stream": stream, "klines": count})
+
+    # --- start-up lookback ----------------------------------------------------------------------
+
+    async def lookback(self, symbols: list[str], stream_types: list[str], intervals: list[str], seconds: float) -> None:
+        """History from `seconds` ago to now: klines of `intervals`, then trades and aggTrades."""
+        end_ms = int(time.time() * 1000)
+        start_ms = end_ms - int(seconds * 1000)
+        for symbol in symbols:
+            for interval in intervals:
+                count = await self._klines(symbol, interval, start_ms, end_ms)
+                log.info("lookback klines", extra={"symbol": symbol, "interval": interval, "klines": count})
+            wanted = [kind for kind in ("trade", "aggTrade") if kind in stream_types]
+            if not wanted:
+                continue
+            first = await self.call(
+                f"aggTrades {symbol} startTime={start_ms}",
+                lambda symbol=symbol: self.rest.agg_trades(symbol, 1, start_time=start_ms),  # type: ignore[misc]
+            )
+            if not first:
+                log.info("lookback: no trades in the window", extra={"symbol": symbol})
+                continue
+            # An aggregate trade names its first trade id: the trade id at the window's start.
+            starts = {"aggTrade": int(first[0]["a"]), "trade": int(first[0]["f"])}
+            for kind in wanted:
+                count = await self.fetch(BackfillRange(f"{symbol.lower()}@{kind}", starts[kind], None))
+                log.info("lookback trades", extra={"symbol": symbol, "stream_type": kind, "records": count})
+
+    async def _klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> int:
+        stream = f"{symbol.lower()}@kline_{interval}"
+        count = 0
+        next_start = start_ms
+        while next_start <= end_ms:
+            page = await self.call(
+                f"klines {symbol} {interval} startTime={next_start}",
+                lambda start=next_start: self.rest.klines(symbol, interval, start, end_ms, PAGE_LIMIT),  # type: ignore[misc]
+            )
+            if not page:
+                break
+            await self.publish(page, stream)
+            count += len(page)
+            # Rows are ordered by open time; the next page starts after the last one's open.
+            next_start = int(page[-1][0]) + 1
+        return count
