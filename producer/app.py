@@ -16,6 +16,7 @@ from producer.gaps import GapTracker
 from producer.limits import AttemptBudget, WeightBudget, shard_streams
 from producer.publisher import RawPublisher
 from producer.settings import ProducerSettings
+from schemas.heartbeat import Heartbeat
 from schemas.topics import Source
 
 log = logging.getLogger("producer")
@@ -122,10 +123,12 @@ async def _report_stats(
         )
 
 
-async def _poll_kafka(publisher: RawPublisher) -> None:
+async def _poll_kafka(publisher: RawPublisher, heartbeat: Heartbeat) -> None:
     # Delivery errors and Kafka errors are served here when frames are too few to trigger a poll.
+    # The heartbeat says the event loop is turning (the container health check reads it).
     while True:
         publisher.poll()
+        heartbeat.beat()
         await asyncio.sleep(0.1)
 
 
@@ -201,7 +204,7 @@ async def run(settings: ProducerSettings) -> int:
     )
     tasks = [asyncio.create_task(shard.run(), name=f"shard-{shard.index}") for shard in shards]
     tasks.append(asyncio.create_task(backfiller.run(), name="backfill"))
-    tasks.append(asyncio.create_task(_poll_kafka(publisher), name="kafka-poll"))
+    tasks.append(asyncio.create_task(_poll_kafka(publisher, Heartbeat(settings.heartbeat_path)), name="kafka-poll"))
     tasks.append(asyncio.create_task(_report_stats(settings, publisher, ingest, shards, backfiller), name="stats"))
     if settings.backfill > 0:
         tasks.append(asyncio.create_task(_lookback(settings, backfiller), name="lookback"))

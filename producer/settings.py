@@ -101,6 +101,7 @@ class ProducerSettings(BaseSettings):
     )
 
     stats_interval_s: float = Field(default=10.0, gt=0, description="period of the stats log line")
+    heartbeat_path: str = Field(default="", description="file touched while running, for health checks (empty: none)")
     log_level: str = Field(default="INFO", description="logging level")
 
     @field_validator("symbols", "stream_types", mode="before")
