@@ -7,6 +7,9 @@ ARG SERVICE
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/venv
+# Pinned dependencies first (their own layer, reused until the lock changes), then the code.
+COPY requirements/${SERVICE}.lock ./requirements.lock
+RUN /opt/venv/bin/pip install --no-deps -r requirements.lock
 COPY pyproject.toml ./
 COPY schemas ./schemas
 COPY producer ./producer
@@ -14,7 +17,7 @@ COPY consumer ./consumer
 COPY api ./api
 COPY bootstrap ./bootstrap
 COPY fake_binance ./fake_binance
-RUN /opt/venv/bin/pip install ".[${SERVICE:?set the SERVICE build argument}]"
+RUN /opt/venv/bin/pip install --no-deps .
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --no-create-home app

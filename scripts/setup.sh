@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Machine set-up for development and CI: PostgreSQL server binaries, the Python
-# venv, and the Kafka jars. Idempotent: a second run only checks.
+# Machine set-up for development and CI: PostgreSQL server binaries, Chromium (for the
+# web page's tests), the Python venv, and the Kafka jars. Idempotent: a second run only checks.
 #
 #   bash scripts/setup.sh              # all steps
-#   bash scripts/setup.sh kafka        # only some steps: postgres, venv, kafka
+#   bash scripts/setup.sh kafka        # only some steps: postgres, chromium, venv, kafka
 #
 # Environment: PYTHON (default python3), KAFKA_LIBS (default <repo>/.local/kafka/libs),
 # STACK_EXTERNAL_DATABASE_URL (set: the postgres step is skipped).
@@ -54,11 +54,30 @@ setup_postgres() {
     have_postgres_server || die "postgresql installed but no /usr/lib/postgresql/*/bin/postgres"
 }
 
+# The web page's tests drive Debian's chromium through Playwright (Playwright's own browser
+# download cannot reach its host, and is not needed).
+have_chromium() {
+    [[ -x /usr/bin/chromium ]]
+}
+
+setup_chromium() {
+    if have_chromium; then
+        say "chromium: present"
+        return
+    fi
+    command -v apt-get >/dev/null || die "chromium is missing (the web page's tests need it) and apt-get is not available"
+    say "chromium: installing Debian's chromium package"
+    export DEBIAN_FRONTEND=noninteractive
+    quietly apt-get update -q
+    quietly apt-get install -y -q -o Dpkg::Use-Pty=0 chromium
+    have_chromium || die "chromium installed but no /usr/bin/chromium"
+}
+
 # The editable install maps the top-level packages that exist at install time, so
 # a new package directory needs a reinstall as much as a pyproject change does.
 venv_fingerprint() {
     {
-        cat "$repo/pyproject.toml"
+        cat "$repo/pyproject.toml" "$repo/requirements/dev.lock"
         compgen -G "$repo/*/__init__.py" | sort || true
     } | sha256sum | cut -d' ' -f1
 }
@@ -74,9 +93,12 @@ setup_venv() {
         say "venv: up to date"
         return
     fi
-    say "venv: pip install -e '.[dev]'"
+    # The pinned versions first (requirements/dev.lock, written by scripts/lock.sh), then the
+    # project itself without resolving again: CI and every developer get the same packages.
+    say "venv: pip install -r requirements/dev.lock, then -e ."
     rm -f "$stamp"
-    quietly "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "${repo}[dev]"
+    quietly "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$repo/requirements/dev.lock"
+    quietly "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$repo"
     printf '%s\n' "$fingerprint" >"$stamp"
 }
 
@@ -116,11 +138,11 @@ setup_kafka() {
 
 main() {
     local steps=("$@") step
-    ((${#steps[@]})) || steps=(postgres venv kafka)
+    ((${#steps[@]})) || steps=(postgres chromium venv kafka)
     for step in "${steps[@]}"; do
         case $step in
-            postgres | venv | kafka) "setup_$step" ;;
-            *) die "unknown step '$step' (expected: postgres, venv, kafka)" ;;
+            postgres | chromium | venv | kafka) "setup_$step" ;;
+            *) die "unknown step '$step' (expected: postgres, chromium, venv, kafka)" ;;
         esac
     done
 }
