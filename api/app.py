@@ -1,32 +1,92 @@
 """The FastAPI application factory."""
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
-from sqlalchemy import create_engine
-from sqlalchemy.exc import DBAPIError
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from api.routes import health, prices
+from api.errors import Problem, install_error_handlers
+from api.live import PriceFeed, engine_poll
+from api.metrics import ApiMetrics, MetricsAndLimits
+from api.routes import binance_compat, candles, export, health, live, prices, reconcile, stats, status, symbols, web
 from api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
 
+DESCRIPTION = """Prices from Binance spot trades, as ingested through Kafka into PostgreSQL.
+
+* Times: ISO 8601 (no zone means UTC) or epoch milliseconds; answers are UTC. Ranges are
+  `[start, end)`.
+* Prices and quantities are exact decimals, as JSON strings.
+* Symbols are case-insensitive.
+* Errors under /v1 are `{"detail": "...", "errors": [{"parameter", "location", "reason"}]}`;
+  under /api/v3 they are Binance's `{"code": -1121, "msg": "Invalid symbol."}`.
+"""
+
+
+def async_database_url(url: str) -> str:
+    """The api talks to PostgreSQL through asyncpg (async routes, no worker-thread hops, prepared
+    statements); the URL may name any PostgreSQL driver, as the other services' URLs do."""
+    return make_url(url).set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
 
 def create_app(settings: ApiSettings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await engine.dispose()
+
     app = FastAPI(
         title="Binance prices",
-        version="0.1.0",
-        description="Prices from Binance spot trades, as ingested through Kafka into PostgreSQL.",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Answers every route can give, whatever its parameters (api/metrics.py, api/errors.py).
+        responses={
+            413: {"model": Problem, "description": "a request body was sent: this API takes none"},
+            414: {"model": Problem, "description": "the query string is over the size limit"},
+            503: {"description": "the database is unavailable or the question took too long; retry"},
+        },
     )
-    app.state.engine = create_engine(settings.database_url, pool_pre_ping=True, pool_size=5)
-    app.include_router(health.router)
-    app.include_router(prices.router)
+    engine = create_async_engine(
+        async_database_url(settings.database_url),
+        # One statement per question, each its own snapshot: no BEGIN/ROLLBACK round trips.
+        isolation_level="AUTOCOMMIT",
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
+        # No pre-ping: it would cost a round trip per request. A connection the server dropped
+        # fails one request with a 503, and SQLAlchemy then discards the whole stale pool.
+        pool_pre_ping=False,
+        connect_args={
+            "ssl": settings.db_ssl,
+            "server_settings": {
+                "application_name": "binance-api",
+                # The time limit of every statement; read-only as a second fence behind the
+                # role's grants; UTC so that times come back as UTC.
+                "statement_timeout": str(settings.statement_timeout_ms),
+                "default_transaction_read_only": "on",
+                "timezone": "UTC",
+                # Every question here is short and index-driven; a JIT compile (50-150 ms, taken
+                # when a plan's estimated cost is high, e.g. a generic plan) would dwarf it.
+                "jit": "off",
+            },
+        },
+    )
+    app.state.engine = engine
+    app.state.settings = settings
+    app.state.registry = CollectorRegistry()
+    metrics = ApiMetrics(app.state.registry, lambda: float(engine.sync_engine.pool.checkedout()))  # type: ignore[attr-defined]
+    app.add_middleware(MetricsAndLimits, metrics=metrics, max_query_bytes=settings.max_query_string_bytes)
 
-    @app.exception_handler(DBAPIError)
-    async def database_unavailable(request: Request, error: DBAPIError) -> JSONResponse:
-        # The database being away is not the client's fault, nor a bug: say so, and say retry.
-        log.error("database error", extra={"path": request.url.path, "error": str(error).splitlines()[0]})
-        return JSONResponse({"detail": "database unavailable, retry later"}, status_code=503)
-
+    for module in (health, prices, symbols, candles, stats, export, reconcile, binance_compat, status, live, web):
+        app.include_router(module.router)
+    # The web page (/ and /static) and its live prices: one poller for all clients (api/live.py).
+    app.mount("/static", web.static_files(), name="static")
+    app.state.price_feed = PriceFeed(engine_poll(engine))
+    install_error_handlers(app)
     return app

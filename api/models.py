@@ -1,9 +1,13 @@
-"""Response bodies. Decimals are serialised as JSON strings, so no price passes through a float."""
+"""Response bodies of the /v1 API. Decimals are serialised as JSON strings, so no price passes
+through a float; times are UTC, ISO 8601 with a Z."""
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
+
+from api.intervals import Interval
 
 
 class LatestPrice(BaseModel):
@@ -18,5 +22,141 @@ class LatestPrices(BaseModel):
     prices: list[LatestPrice]
 
 
-class Problem(BaseModel):
-    detail: str
+class SymbolSummary(BaseModel):
+    symbol: str
+    first_trade_id: int
+    first_trade_time: datetime
+    last_trade_id: int
+    last_trade_time: datetime
+    trade_count: int = Field(description="trades stored (not necessarily every trade Binance made)")
+    status: str | None = Field(None, description="from the stored exchangeInfo entry, if any")
+    base_asset: str | None = None
+    quote_asset: str | None = None
+
+
+class Symbols(BaseModel):
+    symbols: list[SymbolSummary]
+
+
+class PriceAt(BaseModel):
+    symbol: str
+    timestamp: datetime = Field(description="the second asked about (its start)")
+    price: Decimal = Field(description="price of the last trade at or before the end of that second")
+    quantity: Decimal
+    trade_id: int
+    actual_timestamp: datetime = Field(description="time of that trade")
+
+
+class MinuteRange(BaseModel):
+    symbol: str
+    minute: datetime
+    high: Decimal | None = Field(description="null when the minute had no trades")
+    low: Decimal | None
+    open: Decimal | None
+    close: Decimal | None
+    volume: Decimal
+    quote_volume: Decimal
+    trade_count: int
+
+
+class CandleOut(BaseModel):
+    """A Binance kline: the same boundaries and fields as GET /api/v3/klines."""
+
+    open_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    close_time: datetime = Field(description="the next candle's open time minus 1 ms, as Binance's")
+    quote_volume: Decimal
+    trade_count: int
+    taker_buy_base_volume: Decimal
+    taker_buy_quote_volume: Decimal
+    first_trade_id: int | None = Field(description="null for an interval without trades (flat at the last close)")
+    last_trade_id: int | None
+
+
+class Candles(BaseModel):
+    symbol: str
+    interval: Interval
+    candles: list[CandleOut]
+    next_start: datetime | None = Field(
+        description="open time of the next candle when more exist before `end`: pass it as `start`"
+    )
+
+
+class Stats(BaseModel):
+    symbol: str
+    start: datetime
+    end: datetime
+    trade_count: int
+    mean_price: Decimal | None = Field(description="arithmetic mean of trade prices; null without trades")
+    vwap: Decimal | None = Field(description="volume-weighted average price: quote volume / volume")
+    high: Decimal | None
+    low: Decimal | None
+    volume: Decimal
+    quote_volume: Decimal
+    first_trade_time: datetime | None
+    last_trade_time: datetime | None
+
+
+class SmaPoint(BaseModel):
+    open_time: datetime
+    close: Decimal
+    sma: dict[str, Decimal | None] = Field(
+        description="window length -> mean of the last that many closes; null until that many exist"
+    )
+
+
+class Sma(BaseModel):
+    symbol: str
+    interval: Interval
+    windows: list[int]
+    points: list[SmaPoint]
+
+
+class Side(StrEnum):
+    BUY = "buy"
+    SELL = "sell"
+
+
+class TradeOut(BaseModel):
+    trade_id: int
+    trade_time: datetime
+    price: Decimal
+    quantity: Decimal
+    side: Side = Field(description="the taker's side: sell when the buyer was the maker")
+
+
+class TradesPage(BaseModel):
+    symbol: str
+    trades: list[TradeOut]
+    next_from_id: int | None = Field(description="pass as from_id for the next page; null on the last page")
+
+
+class Agreement(StrEnum):
+    MATCH = "match"
+    CLOSE_DIFFERS = "close_differs"
+    MISSING_REST = "missing_rest"
+    MISSING_WS = "missing_ws"
+
+
+class SecondComparison(BaseModel):
+    second: datetime
+    ws_close: Decimal | None = Field(description="price of the last WebSocket trade at or before the second's end")
+    rest_close: Decimal | None = Field(description="close of the 1s kline fetched over REST")
+    difference: Decimal | None = Field(description="ws_close - rest_close")
+    ws_trade_count: int
+    rest_trade_count: int | None
+    agreement: Agreement
+
+
+class Reconciliation(BaseModel):
+    symbol: str
+    start: datetime
+    end: datetime
+    seconds_compared: int
+    matching: int
+    differences: list[SecondComparison] = Field(description="every second that is not a match")
+    seconds: list[SecondComparison] = Field(description="every second with a WS trade or a REST kline")

@@ -14,5 +14,7 @@ cd "$repo"
 
 bash scripts/setup.sh
 bash scripts/stack.sh up
+# The local stack's PostgreSQL is on loopback: TLS would only slow the api's queries down.
+export API_DB_SSL=${API_DB_SSL:-disable}
 exec .venv/bin/python scripts/compose_local.py run init producer consumer api \
     --stack-env "${STACK_DIR:-$repo/.local/stack}/stack.env" "$@"

@@ -1,0 +1,151 @@
+"""Binance kline intervals and their boundaries, in epoch milliseconds. Pure: no I/O, no clock.
+
+Binance's rules: fixed intervals (1s to 3d) are aligned to the epoch; weeks open on Monday
+00:00; months on the 1st at 00:00; a kline closes 1 ms before the next one opens. With a
+`timeZone` offset the boundaries are those of local time (the offset is a whole number of minutes).
+"""
+
+import calendar
+import datetime as dt
+from enum import StrEnum
+
+SECOND_MS = 1000
+MINUTE_MS = 60 * SECOND_MS
+HOUR_MS = 60 * MINUTE_MS
+DAY_MS = 24 * HOUR_MS
+WEEK_MS = 7 * DAY_MS
+# 1970-01-01 was a Thursday: the first Monday was 4 days later.
+FIRST_MONDAY_MS = 4 * DAY_MS
+
+
+class Interval(StrEnum):
+    """Binance's kline intervals; case-sensitive ("1m" is a minute, "1M" a month)."""
+
+    S1 = "1s"
+    M1 = "1m"
+    M3 = "3m"
+    M5 = "5m"
+    M15 = "15m"
+    M30 = "30m"
+    H1 = "1h"
+    H2 = "2h"
+    H4 = "4h"
+    H6 = "6h"
+    H8 = "8h"
+    H12 = "12h"
+    D1 = "1d"
+    D3 = "3d"
+    W1 = "1w"
+    MONTH1 = "1M"
+
+
+FIXED_MS: dict[Interval, int] = {
+    Interval.S1: SECOND_MS,
+    Interval.M1: MINUTE_MS,
+    Interval.M3: 3 * MINUTE_MS,
+    Interval.M5: 5 * MINUTE_MS,
+    Interval.M15: 15 * MINUTE_MS,
+    Interval.M30: 30 * MINUTE_MS,
+    Interval.H1: HOUR_MS,
+    Interval.H2: 2 * HOUR_MS,
+    Interval.H4: 4 * HOUR_MS,
+    Interval.H6: 6 * HOUR_MS,
+    Interval.H8: 8 * HOUR_MS,
+    Interval.H12: 12 * HOUR_MS,
+    Interval.D1: DAY_MS,
+    Interval.D3: 3 * DAY_MS,
+    Interval.W1: WEEK_MS,
+}
+
+
+def rollup_ms(interval: Interval) -> int:
+    """Which rollup an interval is built from: 1s klines from the 1-second rollup, every other
+    interval (a whole number of minutes, whatever the time zone offset) from the 1-minute one."""
+    return SECOND_MS if interval is Interval.S1 else MINUTE_MS
+
+
+def _month_start_ms(year: int, month: int) -> int:
+    return calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
+
+
+def open_time(interval: Interval, time_ms: int, offset_ms: int = 0) -> int:
+    """Open time of the kline that contains `time_ms`."""
+    local = time_ms + offset_ms
+    if interval is Interval.MONTH1:
+        day = dt.datetime.fromtimestamp(local // 1000, tz=dt.UTC)
+        return _month_start_ms(day.year, day.month) - offset_ms
+    if interval is Interval.W1:
+        return (local - FIRST_MONDAY_MS) // WEEK_MS * WEEK_MS + FIRST_MONDAY_MS - offset_ms
+    length = FIXED_MS[interval]
+    return local // length * length - offset_ms
+
+
+def next_open_time(interval: Interval, open_ms: int, offset_ms: int = 0) -> int:
+    if interval is Interval.MONTH1:
+        local = dt.datetime.fromtimestamp((open_ms + offset_ms) // 1000, tz=dt.UTC)
+        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        return _month_start_ms(year, month) - offset_ms
+    return open_ms + FIXED_MS[interval]
+
+
+def previous_open_time(interval: Interval, open_ms: int, offset_ms: int = 0) -> int:
+    return open_time(interval, open_ms - 1, offset_ms)
+
+
+def close_time(interval: Interval, open_ms: int, offset_ms: int = 0) -> int:
+    """Binance's close time: the next kline's open time minus 1 ms."""
+    return next_open_time(interval, open_ms, offset_ms) - 1
+
+
+def first_open_at_or_after(interval: Interval, time_ms: int, offset_ms: int = 0) -> int:
+    start = open_time(interval, time_ms, offset_ms)
+    return start if start >= time_ms else next_open_time(interval, start, offset_ms)
+
+
+def kline_opens(
+    interval: Interval,
+    data_first_ms: int,
+    data_last_ms: int,
+    start_ms: int | None,
+    end_ms: int | None,
+    limit: int,
+    offset_ms: int = 0,
+) -> list[int]:
+    """Open times of the klines a request selects, Binance's way.
+
+    Klines exist from the one holding the first stored trade to the one holding the last (there
+    is no kline before a symbol's first trade; after the last stored trade this service does not
+    invent flat klines up to now). A kline is selected when its open time lies in
+    [start_ms, end_ms] (both inclusive); with a start, the oldest `limit` of them, otherwise the
+    newest `limit`.
+    """
+    if limit <= 0 or data_last_ms < data_first_ms:
+        return []
+    first = open_time(interval, data_first_ms, offset_ms)
+    last = open_time(interval, data_last_ms, offset_ms)
+    if end_ms is not None:
+        last = min(last, open_time(interval, end_ms, offset_ms))
+    if start_ms is not None:
+        first = max(first, first_open_at_or_after(interval, start_ms, offset_ms))
+        opens: list[int] = []
+        current = first
+        while current <= last and len(opens) < limit:
+            opens.append(current)
+            current = next_open_time(interval, current, offset_ms)
+        return opens
+    backwards: list[int] = []
+    current = last
+    while current >= first and len(backwards) < limit:
+        backwards.append(current)
+        current = previous_open_time(interval, current, offset_ms)
+    return backwards[::-1]
+
+
+def earlier_opens(interval: Interval, open_ms: int, count: int, offset_ms: int = 0) -> list[int]:
+    """The `count` open times before `open_ms`, oldest first (for indicators that need history)."""
+    opens: list[int] = []
+    current = open_ms
+    for _ in range(count):
+        current = previous_open_time(interval, current, offset_ms)
+        opens.append(current)
+    return opens[::-1]

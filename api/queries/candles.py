@@ -1,0 +1,216 @@
+"""Candles for any Binance interval, computed from the trade rollups the consumer maintains.
+
+1s klines are the 1-second rollup's rows; every other interval groups 1-minute rollup rows into
+Binance's boundaries (epoch-aligned, weeks from Monday, calendar months, shifted by a time zone
+offset): low, high and sums aggregate, open and close come from the first and last rollup row of
+the bucket (each a primary key lookup), so a day of 1m candles reads 1,440 rows, not the trades.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Table,
+    Text,
+    and_,
+    cast,
+    func,
+    literal,
+    select,
+)
+from sqlalchemy import (
+    Interval as SqlInterval,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from api import intervals
+from api.candles import Candle, assemble, cap_by_rollup_rows
+from api.intervals import Interval
+from api.params import EPOCH, from_ms, to_ms
+from schemas.tables import trade_candles_1m, trade_candles_1s, trades
+
+
+def rollup_table(interval: Interval) -> Table:
+    return trade_candles_1s if interval is Interval.S1 else trade_candles_1m
+
+
+async def trade_time_bounds(connection: AsyncConnection, symbol: str) -> tuple[datetime, datetime] | None:
+    """Times of the symbol's first and last stored trade: two probes of the time index."""
+    first = (
+        select(trades.c.trade_time).where(trades.c.symbol == symbol).order_by(trades.c.trade_time).limit(1)
+    ).scalar_subquery()
+    last = (
+        select(trades.c.trade_time).where(trades.c.symbol == symbol).order_by(trades.c.trade_time.desc()).limit(1)
+    ).scalar_subquery()
+    row = (await connection.execute(select(first.label("first"), last.label("last")))).one()
+    if row.first is None:
+        return None
+    return row.first, row.last
+
+
+async def close_before(connection: AsyncConnection, table: Table, symbol: str, before: datetime) -> str | None:
+    """Close of the last rollup row before `before` (exact, as text): the price a gap after it
+    stays flat at."""
+    query = (
+        select(cast(table.c.close, Text))
+        .where(table.c.symbol == symbol, table.c.open_time < before)
+        .order_by(table.c.open_time.desc())
+        .limit(1)
+    )
+    value: str | None = (await connection.execute(query)).scalar()
+    return value
+
+
+def _bucket(interval: Interval, open_time: ColumnElement[datetime], offset_ms: int) -> ColumnElement[datetime]:
+    """The open time, in SQL, of the Binance kline a rollup row falls into."""
+    offset = literal(timedelta(milliseconds=offset_ms), SqlInterval())
+    if interval is Interval.MONTH1:
+        # The three-argument date_trunc truncates in the named zone, whatever the session's.
+        return func.date_trunc("month", open_time + offset, "UTC") - offset
+    origin = EPOCH + timedelta(milliseconds=intervals.FIRST_MONDAY_MS if interval is Interval.W1 else 0)
+    stride = timedelta(milliseconds=intervals.FIXED_MS[interval])
+    return func.date_bin(literal(stride, SqlInterval()), open_time, literal(origin - timedelta(milliseconds=offset_ms)))
+
+
+_DECIMALS = (
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "taker_buy_base_volume",
+    "taker_buy_quote_volume",
+)
+
+
+def _text(column: ColumnElement[Any]) -> ColumnElement[str]:
+    """A NUMERIC as PostgreSQL prints it: exact, and far cheaper to fetch than a Decimal."""
+    return cast(column, Text).label(column.key or "value")
+
+
+async def rollup_rows(
+    connection: AsyncConnection, table: Table, symbol: str, start: datetime, stop: datetime
+) -> list[Any]:
+    """Rollup rows as they are (1s and 1m klines) with open time in [start, stop)."""
+    query = (
+        select(
+            table.c.open_time,
+            *(_text(table.c[name]) for name in _DECIMALS),
+            table.c.trade_count,
+            table.c.first_trade_id,
+            table.c.last_trade_id,
+        )
+        .where(table.c.symbol == symbol, table.c.open_time >= start, table.c.open_time < stop)
+        .order_by(table.c.open_time)
+    )
+    return list((await connection.execute(query)).mappings().all())
+
+
+async def grouped_rollup_rows(
+    connection: AsyncConnection, interval: Interval, symbol: str, start: datetime, stop: datetime, offset_ms: int
+) -> list[Any]:
+    """1-minute rollup rows in [start, stop) grouped into `interval` buckets."""
+    table = trade_candles_1m
+    bucketed = (
+        select(table, _bucket(interval, table.c.open_time, offset_ms).label("bucket"))
+        .where(table.c.symbol == symbol, table.c.open_time >= start, table.c.open_time < stop)
+        .subquery("bucketed")
+    )
+    grouped = (
+        select(
+            bucketed.c.bucket,
+            func.max(bucketed.c.high).label("high"),
+            func.min(bucketed.c.low).label("low"),
+            func.sum(bucketed.c.volume).label("volume"),
+            func.sum(bucketed.c.quote_volume).label("quote_volume"),
+            cast(func.sum(bucketed.c.trade_count), BigInteger).label("trade_count"),
+            func.sum(bucketed.c.taker_buy_base_volume).label("taker_buy_base_volume"),
+            func.sum(bucketed.c.taker_buy_quote_volume).label("taker_buy_quote_volume"),
+            func.min(bucketed.c.first_trade_id).label("first_trade_id"),
+            func.max(bucketed.c.last_trade_id).label("last_trade_id"),
+            func.min(bucketed.c.open_time).label("first_row"),
+            func.max(bucketed.c.open_time).label("last_row"),
+        )
+        .group_by(bucketed.c.bucket)
+        .cte("grouped")
+    )
+    first_row, last_row = table.alias("first_row"), table.alias("last_row")
+    query = (
+        select(
+            grouped.c.bucket.label("open_time"),
+            _text(first_row.c.open),
+            _text(grouped.c.high),
+            _text(grouped.c.low),
+            _text(last_row.c.close),
+            _text(grouped.c.volume),
+            _text(grouped.c.quote_volume),
+            _text(grouped.c.taker_buy_base_volume),
+            _text(grouped.c.taker_buy_quote_volume),
+            grouped.c.trade_count,
+            grouped.c.first_trade_id,
+            grouped.c.last_trade_id,
+        )
+        .select_from(
+            grouped.join(
+                first_row, and_(first_row.c.symbol == symbol, first_row.c.open_time == grouped.c.first_row)
+            ).join(last_row, and_(last_row.c.symbol == symbol, last_row.c.open_time == grouped.c.last_row))
+        )
+        .order_by(grouped.c.bucket)
+    )
+    return list((await connection.execute(query)).mappings().all())
+
+
+@dataclass(frozen=True, slots=True)
+class CandleWindow:
+    candles: list[Candle]
+    # Open time of the candle after the last one returned, when more exist up to the request's end.
+    next_open_ms: int | None
+    # How many of `candles` come before the requested ones (asked for as `history`).
+    history_count: int = 0
+
+
+async def candles(
+    connection: AsyncConnection,
+    symbol: str,
+    interval: Interval,
+    start_ms: int | None,
+    end_ms: int | None,
+    limit: int,
+    max_rollup_rows: int,
+    offset_ms: int = 0,
+    history: int = 0,
+) -> CandleWindow:
+    """Binance's klines for a symbol: open times in [start_ms, end_ms] (inclusive, either may be
+    None), the oldest `limit` with a start, else the newest; capped to `max_rollup_rows` rollup
+    rows. With `history`, up to that many candles before the first are returned too (for
+    indicators), not counted in `limit`."""
+    bounds = await trade_time_bounds(connection, symbol)
+    if bounds is None:
+        return CandleWindow([], None)
+    data_first, data_last = to_ms(bounds[0]), to_ms(bounds[1])
+    opens = intervals.kline_opens(interval, data_first, data_last, start_ms, end_ms, limit, offset_ms)
+    opens = cap_by_rollup_rows(interval, opens, max_rollup_rows, keep_oldest=start_ms is not None, offset_ms=offset_ms)
+    if not opens:
+        return CandleWindow([], None)
+    following = intervals.next_open_time(interval, opens[-1], offset_ms)
+    last_available = intervals.open_time(interval, data_last, offset_ms)
+    more = following <= last_available and (end_ms is None or following <= end_ms)
+    first_data_open = intervals.open_time(interval, data_first, offset_ms)
+    earlier = [o for o in intervals.earlier_opens(interval, opens[0], history, offset_ms) if o >= first_data_open]
+    every_open = earlier + opens
+    table = rollup_table(interval)
+    start, stop = from_ms(every_open[0]), from_ms(following)
+    if interval in (Interval.S1, Interval.M1):
+        rows = await rollup_rows(connection, table, symbol, start, stop)
+    else:
+        rows = await grouped_rollup_rows(connection, interval, symbol, start, stop, offset_ms)
+    by_open: Mapping[int, Any] = {to_ms(row["open_time"]): row for row in rows}
+    previous_close = await close_before(connection, table, symbol, start)
+    assembled = assemble(interval, every_open, by_open, previous_close, offset_ms)
+    history_count = sum(1 for candle in assembled if candle.open_time < opens[0])
+    return CandleWindow(assembled, following if more else None, history_count)

@@ -1,0 +1,77 @@
+"""Candle assembly, the scan cap, moving averages, Binance formatting and reconciliation: pure."""
+
+from decimal import Decimal
+
+from api.binance_format import Precision, format_decimal, format_decimal_text, kline_row, precision_from_info
+from api.candles import assemble, cap_by_rollup_rows, moving_average
+from api.intervals import Interval
+from api.models import Agreement
+from api.reconcile import compare
+
+
+def row(price: str, count: int = 1) -> dict[str, object]:
+    return {
+        "open": price, "high": price, "low": price, "close": price, "volume": "1", "quote_volume": price,
+        "trade_count": count, "taker_buy_base_volume": "0", "taker_buy_quote_volume": "0",
+        "first_trade_id": 1, "last_trade_id": count,
+    }  # fmt: skip
+
+
+def test_gaps_are_flat_at_the_previous_close_and_nothing_exists_before_the_first_trade() -> None:
+    opens = [0, 1000, 2000, 3000]
+    candles = assemble(Interval.S1, opens, {1000: row("10.5"), 3000: row("11")}, previous_close=None)
+    assert [(c.open_time, c.close, c.trade_count, c.first_trade_id) for c in candles] == [
+        (1000, "10.5", 1, 1),
+        (2000, "10.5", 0, None),
+        (3000, "11", 1, 1),
+    ]
+    assert candles[1].close_time == 2999 and candles[1].volume == "0"
+    carried = assemble(Interval.S1, [0], {}, previous_close="9.00")
+    assert carried[0].open == carried[0].high == carried[0].low == carried[0].close == "9.00"
+
+
+def test_the_scan_cap_keeps_the_requested_end_of_the_range() -> None:
+    hour = 3_600_000
+    opens = [i * hour for i in range(10)]
+    assert cap_by_rollup_rows(Interval.H1, opens, 180, keep_oldest=True) == opens[:3]
+    assert cap_by_rollup_rows(Interval.H1, opens, 180, keep_oldest=False) == opens[-3:]
+    # Never empty: one candle is always allowed.
+    assert cap_by_rollup_rows(Interval.H1, opens, 10, keep_oldest=True) == opens[:1]
+
+
+def test_moving_average_is_exact_and_null_until_the_window_fills() -> None:
+    values = [Decimal(v) for v in ("1", "2", "3", "4.5")]
+    assert moving_average(values, 2) == [None, Decimal("1.5"), Decimal("2.5"), Decimal("3.75")]
+    assert moving_average(values, 5) == [None] * 4
+
+
+def test_binance_formatting_uses_the_symbol_precision() -> None:
+    assert format_decimal(Decimal("0.3528"), 8) == "0.35280000"
+    assert format_decimal(Decimal("58.000000005"), 8) == "58.00000000"  # half to even
+    assert format_decimal(Decimal("58.000000015"), 8) == "58.00000002"
+    assert format_decimal_text("58.00000000", 8) == "58.00000000"
+    assert format_decimal_text("58.0000000150000000", 8) == "58.00000002"
+    assert format_decimal_text("0", 8) == "0.00000000"
+    assert precision_from_info({"quotePrecision": 2, "baseAssetPrecision": 5, "quoteAssetPrecision": 3}) == Precision(
+        2, 5, 3
+    )
+    assert precision_from_info(None) == Precision(8, 8, 8)
+    candle = assemble(Interval.M1, [60_000], {60_000: row("10.5")}, None)[0]
+    assert kline_row(candle, Precision(2, 3, 4)) == [
+        60_000, "10.50", "10.50", "10.50", "10.50", "1.000", 119_999, "10.5000", 1, "0.000", "0.0000", "0",
+    ]  # fmt: skip
+
+
+def test_reconcile_carries_the_websocket_price_through_quiet_seconds() -> None:
+    ws = {1000: (Decimal("10"), 2), 3000: (Decimal("12"), 1), 5000: (Decimal("13"), 1)}
+    rest = {0: (Decimal("9"), 1), 1000: (Decimal("10"), 2), 2000: (Decimal("10"), 0), 3000: (Decimal("11"), 1)}
+    result = compare(ws, rest, ws_close_before=None)
+    assert [(c.second_ms, c.ws_close, c.agreement) for c in result] == [
+        (0, None, Agreement.MISSING_WS),
+        (1000, Decimal("10"), Agreement.MATCH),
+        (2000, Decimal("10"), Agreement.MATCH),
+        (3000, Decimal("12"), Agreement.CLOSE_DIFFERS),
+        (5000, Decimal("13"), Agreement.MISSING_REST),
+    ]
+    assert result[3].difference == Decimal("1")
+    assert compare({}, {0: (Decimal("9"), 0)}, ws_close_before=Decimal("9"))[0].agreement is Agreement.MATCH
