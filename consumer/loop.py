@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -282,9 +283,10 @@ class RawConsumer:
                 (Header.DLQ_SOURCE_PARTITION, str(message.partition()).encode()),
                 (Header.DLQ_SOURCE_OFFSET, str(message.offset()).encode()),
             ]
+            value, headers = fit_dead_letter(message.value(), message.key(), headers)
             self._dlq.produce(
                 self.settings.dlq_topic,
-                value=message.value(),
+                value=value,
                 key=message.key(),
                 headers=headers,
                 on_delivery=self._on_dlq_delivery,
@@ -319,6 +321,25 @@ class RawConsumer:
         # committed and the next owner starts right after it.
         log.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})
         self._finish_pending(retry=False)
+
+
+# Kafka's default size limit of a message (librdkafka's message.max.bytes; the broker allows a
+# little more), less room for the record's own framing.
+DLQ_MAX_MESSAGE_BYTES = 1_000_000 - 1024
+
+
+def fit_dead_letter(
+    value: bytes | None, key: bytes | None, headers: list[tuple[str, Any]]
+) -> tuple[bytes | None, list[tuple[str, Any]]]:
+    """The dead letter's value and headers, its value cut short if the whole would exceed Kafka's
+    size limit. A message as large as Kafka allows, plus the dlq_* headers, would not fit: produce()
+    would raise, the consumer would crash, and crash again on the same message after every restart.
+    The original stays in the raw topic, at the offset the headers name."""
+    size = len(value or b"") + len(key or b"") + sum(len(name) + len(bytes(data or b"")) for name, data in headers)
+    excess = size - DLQ_MAX_MESSAGE_BYTES
+    if value is None or excess <= 0:
+        return value, headers
+    return value[: max(0, len(value) - excess)], [*headers, (Header.DLQ_TRUNCATED_FROM, str(len(value)).encode())]
 
 
 def _log_failure(future: Future[None]) -> None:

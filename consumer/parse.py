@@ -136,6 +136,14 @@ def parse_message(
         return Rejection(reason, str(error))
     except msgspec.DecodeError as error:
         return Rejection("invalid_json", f"not valid JSON: {error}")
+    # Neither is a msgspec.DecodeError, and either would crash the consumer, and crash it again on
+    # every restart (the message is never committed): msgspec raises UnicodeDecodeError for
+    # invalid UTF-8 inside a string, and recurses once per nesting level (a 2 KB message nested
+    # 1,000 deep exceeds Python's recursion limit).
+    except UnicodeDecodeError as error:
+        return Rejection("invalid_json", f"not valid UTF-8: {error}")
+    except RecursionError:
+        return Rejection("invalid_json", "not valid JSON: nested too deeply")
     if isinstance(row, Skipped):
         return row
     if known_symbols is not None and row.symbol not in known_symbols:

@@ -46,6 +46,9 @@ class Header:
     DLQ_SOURCE_TOPIC = "dlq_source_topic"
     DLQ_SOURCE_PARTITION = "dlq_source_partition"
     DLQ_SOURCE_OFFSET = "dlq_source_offset"
+    # Only on a dead letter whose value was cut short to fit Kafka's size limit: the original's
+    # length in bytes (the original itself stays in the source topic, at the offset above).
+    DLQ_TRUNCATED_FROM = "dlq_truncated_from"
 
 
 class Source:

@@ -4,18 +4,14 @@ Each test runs `python -m consumer` as compose would (scripts/compose_local.py),
 directly with a Kafka producer, and checks the tables against what was sent.
 """
 
-import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -26,7 +22,8 @@ from confluent_kafka.cimpl import NewTopic
 from bootstrap.__main__ import migrate
 from fake_binance.server import FakeBinanceThread
 from fake_binance.settings import FakeBinanceSettings
-from tests.conftest import Services, create_database, drop_database, free_port, libpq_dsn, wait_until
+from tests.conftest import Services, create_database, drop_database, libpq_dsn, wait_until
+from tests.support.postgres import PrivatePostgres
 
 pytestmark = pytest.mark.integration
 
@@ -131,51 +128,6 @@ def start_consumer(
         "CONSUMER_RETRY_MAX_S": "1",
     }
     return services.start("consumer", overrides, label=name)
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL cluster of this test's own, so stopping it harms no one else."""
-
-    def __init__(self) -> None:
-        binaries = sorted(glob.glob("/usr/lib/postgresql/*/bin"))
-        assert binaries, "PostgreSQL server binaries are missing (scripts/setup.sh installs them)"
-        self.bin = Path(binaries[-1])
-        self.port = free_port()
-        self.data = Path(tempfile.mkdtemp(prefix="consumer-test-pg-", dir="/tmp"))
-        shutil.chown(self.data, "postgres", "postgres")
-        self._as_postgres(self.bin / "initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust")
-        self.url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _as_postgres(self, *command: str | Path) -> None:
-        # initdb and postgres refuse to run as root.
-        subprocess.run(["runuser", "-u", "postgres", "--", *map(str, command)], check=True, capture_output=True)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._as_postgres(
-            self.bin / "pg_ctl", "-D", str(self.data), "-o", options, "-w", "-l", str(self.data / "log"), "start"
-        )
-
-    def stop(self) -> None:
-        self._as_postgres(self.bin / "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def remove(self) -> None:
-        subprocess.run(
-            [
-                "runuser",
-                "-u",
-                "postgres",
-                "--",
-                str(self.bin / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-m",
-                "immediate",
-                "stop",
-            ],
-            capture_output=True,
-        )
-        shutil.rmtree(self.data, ignore_errors=True)
 
 
 @pytest.fixture()

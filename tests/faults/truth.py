@@ -1,0 +1,272 @@
+"""Ground truth and the answers it implies, computed here in plain Python with Decimal.
+
+Nothing in this module imports project code: the point is a second, independent implementation
+of what the pipeline must produce. The fake exchange appends every trade it emits to its record
+file (FAKE_BINANCE_RECORD_PATH), whether or not the WebSocket delivered it; the tests add the
+valid trades they produce by hand. From that list follow the rows PostgreSQL must hold, the
+candles (Binance's rules: open and close are the first and last trade by id, an interval without
+trades is flat at the previous close) and the API's answers.
+
+The raw-message classifier decides, from the bytes alone, whether a message on the raw topic is
+a valid trade, a control event, or invalid (and so must be dead-lettered). Its rules are
+Binance's documented wire format: plain decimal strings for prices and quantities, positive;
+integer ids and times within PostgreSQL's range; the stream's symbol equal to the payload's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from pathlib import Path
+from typing import Any
+
+# Binance prints prices and quantities as plain decimals: no sign, exponent, NaN or Infinity.
+DECIMAL_TEXT = re.compile(r"^[0-9]{1,40}(\.[0-9]{1,30})?$")
+SYMBOL_TEXT = re.compile(r"^[A-Z0-9]{2,20}$")
+MAX_BIGINT = 2**63 - 1
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the end of PostgreSQL's calendar
+SECOND_MS = 1_000
+MINUTE_MS = 60_000
+
+
+@dataclass(frozen=True, slots=True)
+class Trade:
+    symbol: str
+    trade_id: int
+    price: str  # exact text, as the exchange sent it
+    quantity: str
+    time_ms: int
+    buyer_is_maker: bool
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.symbol, self.trade_id
+
+
+def trade_from_payload(payload: dict[str, Any]) -> Trade:
+    """A `<symbol>@trade` payload (Binance's field names) as a Trade."""
+    return Trade(payload["s"], payload["t"], payload["p"], payload["q"], payload["T"], payload["m"])
+
+
+def read_record(path: Path) -> list[Trade]:
+    """Every trade the fake exchange emitted, from its record file (one payload a line)."""
+    if not path.exists():
+        return []
+    trades = []
+    for line in path.read_text().splitlines():
+        payload = json.loads(line)
+        payload = payload.get("data", payload)
+        if payload.get("e") == "trade":
+            trades.append(trade_from_payload(payload))
+    return trades
+
+
+# --- candles ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    open_ms: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: Decimal
+    quote_volume: Decimal
+    trade_count: int
+    taker_buy_volume: Decimal
+    taker_buy_quote_volume: Decimal
+    first_trade_id: int | None
+    last_trade_id: int | None
+
+
+def _exact_sum(values: Iterable[Decimal]) -> Decimal:
+    # Decimal's default 28 digits would round a long sum of price * quantity products.
+    with localcontext() as context:
+        context.prec = 200
+        return sum(values, Decimal(0))
+
+
+def _exact_product(price: str, quantity: str) -> Decimal:
+    with localcontext() as context:
+        context.prec = 200
+        return Decimal(price) * Decimal(quantity)
+
+
+def candle_of(open_ms: int, trades: list[Trade]) -> Candle:
+    by_id = sorted(trades, key=lambda t: t.trade_id)
+    prices = [Decimal(t.price) for t in by_id]
+    high = by_id[prices.index(max(prices))].price
+    low = by_id[prices.index(min(prices))].price
+    taker_buys = [t for t in by_id if not t.buyer_is_maker]  # the buyer took liquidity
+    return Candle(
+        open_ms=open_ms,
+        open=by_id[0].price,
+        high=high,
+        low=low,
+        close=by_id[-1].price,
+        volume=_exact_sum(Decimal(t.quantity) for t in by_id),
+        quote_volume=_exact_sum(_exact_product(t.price, t.quantity) for t in by_id),
+        trade_count=len(by_id),
+        taker_buy_volume=_exact_sum(Decimal(t.quantity) for t in taker_buys),
+        taker_buy_quote_volume=_exact_sum(_exact_product(t.price, t.quantity) for t in taker_buys),
+        first_trade_id=by_id[0].trade_id,
+        last_trade_id=by_id[-1].trade_id,
+    )
+
+
+def flat_candle(open_ms: int, price: str) -> Candle:
+    zero = Decimal(0)
+    return Candle(open_ms, price, price, price, price, zero, zero, 0, zero, zero, None, None)
+
+
+class Truth:
+    """Every valid trade that entered the pipeline, by (symbol, trade id)."""
+
+    def __init__(self) -> None:
+        self.trades: dict[tuple[str, int], Trade] = {}
+
+    def add(self, trades: Iterable[Trade]) -> None:
+        for trade in trades:
+            known = self.trades.setdefault(trade.key, trade)
+            assert known == trade, f"two different trades with one id: {known} and {trade}"
+
+    def __len__(self) -> int:
+        return len(self.trades)
+
+    def symbols(self) -> list[str]:
+        return sorted({symbol for symbol, _ in self.trades})
+
+    def of(self, symbol: str) -> list[Trade]:
+        return sorted((t for t in self.trades.values() if t.symbol == symbol), key=lambda t: t.trade_id)
+
+    def latest(self, symbol: str) -> Trade:
+        """The newest trade: the largest id (Binance's ids grow with time per symbol)."""
+        return self.of(symbol)[-1]
+
+    def price_at(self, symbol: str, second_ms: int) -> Trade | None:
+        """The trade in effect at the end of that second: the last one before the next second."""
+        before = [t for t in self.of(symbol) if t.time_ms < second_ms + SECOND_MS]
+        return max(before, key=lambda t: (t.time_ms, t.trade_id)) if before else None
+
+    def buckets(self, symbol: str, interval_ms: int) -> dict[int, list[Trade]]:
+        buckets: dict[int, list[Trade]] = {}
+        for trade in self.of(symbol):
+            buckets.setdefault(trade.time_ms // interval_ms * interval_ms, []).append(trade)
+        return buckets
+
+    def rollup(self, interval_ms: int) -> dict[tuple[str, int], Candle]:
+        """What the 1-second or 1-minute rollup table must hold: one row per traded interval."""
+        rows: dict[tuple[str, int], Candle] = {}
+        for symbol in self.symbols():
+            for open_ms, members in self.buckets(symbol, interval_ms).items():
+                rows[(symbol, open_ms)] = candle_of(open_ms, members)
+        return rows
+
+    def candles(self, symbol: str, interval_ms: int, start_ms: int, end_ms: int) -> list[Candle]:
+        """Candles with open time in [start_ms, end_ms), from the symbol's first trade to its last
+        (none before the first trade, none invented after the last), flat where nothing traded."""
+        buckets = self.buckets(symbol, interval_ms)
+        first, last = min(buckets), max(buckets)
+        candles: list[Candle] = []
+        previous_close: str | None = None
+        for open_ms in range(first, last + interval_ms, interval_ms):
+            members = buckets.get(open_ms)
+            candle = candle_of(open_ms, members) if members else flat_candle(open_ms, previous_close or "")
+            previous_close = candle.close
+            if start_ms <= open_ms < end_ms:
+                candles.append(candle)
+        return candles
+
+
+# --- what a raw message is ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    """Not data and not an error: Binance's serverShutdown announcement."""
+
+
+def _is_int(value: object, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+def _positive_decimal(value: object) -> bool:
+    return isinstance(value, str) and DECIMAL_TEXT.match(value) is not None and Decimal(value) > 0
+
+
+def _ws_trade(payload: object, stream_symbol: str) -> Trade | Invalid:
+    if not isinstance(payload, dict):
+        return Invalid("payload is not an object")
+    if payload.get("e") != "trade":
+        return Invalid("event type is not trade")
+    symbol = payload.get("s")
+    if not isinstance(symbol, str) or not SYMBOL_TEXT.match(symbol) or symbol != stream_symbol:
+        return Invalid("symbol missing, malformed or not the stream's")
+    if not _is_int(payload.get("t"), 0, MAX_BIGINT):
+        return Invalid("trade id missing or out of range")
+    if not (_positive_decimal(payload.get("p")) and _positive_decimal(payload.get("q"))):
+        return Invalid("price or quantity not a positive decimal")
+    if not (_is_int(payload.get("T"), 0, MAX_TIME_MS) and _is_int(payload.get("E"), 0, MAX_TIME_MS)):
+        return Invalid("time missing or out of range")
+    if type(payload.get("m")) is not bool:
+        return Invalid("maker flag missing")
+    return trade_from_payload(payload)
+
+
+def _rest_trade(record: object, symbol: str) -> Trade | Invalid:
+    """A /api/v3/historicalTrades element, published by the producer's REST backfill."""
+    if not isinstance(record, dict):
+        return Invalid("REST record is not an object")
+    if not _is_int(record.get("id"), 0, MAX_BIGINT) or not _is_int(record.get("time"), 0, MAX_TIME_MS):
+        return Invalid("REST id or time missing or out of range")
+    if not (_positive_decimal(record.get("price")) and _positive_decimal(record.get("qty"))):
+        return Invalid("REST price or quantity not a positive decimal")
+    if type(record.get("isBuyerMaker")) is not bool:
+        return Invalid("REST maker flag missing")
+    return Trade(symbol, record["id"], record["price"], record["qty"], record["time"], record["isBuyerMaker"])
+
+
+def classify(value: bytes | None, headers: dict[str, str], known_symbols: set[str]) -> Trade | Control | Invalid:
+    """What one raw message is. Only trade streams are produced in these tests: anything else that
+    is not a serverShutdown is invalid here."""
+    if not value:
+        return Invalid("empty")
+    try:
+        body = json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return Invalid("not JSON")
+    stream = headers.get("stream", "")
+    if headers.get("source") == "rest":
+        symbol, _, kind = stream.partition("@")
+        result: Trade | Invalid = (
+            _rest_trade(body, symbol.upper()) if kind == "trade" else Invalid("REST record of another kind")
+        )
+    else:
+        # A combined-stream frame names its stream; a bare payload takes it from the header.
+        if value.startswith(b'{"stream"'):
+            if not isinstance(body, dict) or not isinstance(body.get("stream"), str) or "data" not in body:
+                return Invalid("malformed envelope")
+            stream, body = body["stream"], body["data"]
+        if isinstance(body, dict) and body.get("e") == "serverShutdown" and _is_int(body.get("E"), 0, MAX_TIME_MS):
+            return Control()
+        symbol, at, kind = stream.partition("@")
+        if not at or kind != "trade":
+            return Invalid(f"not a trade stream: {stream!r}")
+        result = _ws_trade(body, symbol.upper())
+    if isinstance(result, Trade) and result.symbol not in known_symbols:
+        return Invalid(f"symbol {result.symbol} is not listed by the exchange")
+    return result
+
+
+def listed_symbols(exchange_info_path: Path) -> set[str]:
+    """The symbols an exchangeInfo document lists (the fake serves its shipped copy)."""
+    return {entry["symbol"] for entry in json.loads(exchange_info_path.read_text())["symbols"]}
