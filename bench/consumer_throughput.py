@@ -135,7 +135,7 @@ class MeasuredConsumer(RawConsumer):
         if self.first_batch_at is None:
             self.first_batch_at = time.perf_counter()
         batch = super()._parse(messages)
-        # When each message entered Kafka (its CreateTime), kept until its batch is committed.
+        # When each message entered Kafka (its broker timestamp), kept until its batch is committed.
         self._appended_ms[id(batch)] = [float(m.timestamp()[1]) for m in messages]
         return batch
 
@@ -215,10 +215,10 @@ def row_by_row(url: str, count: int) -> float:
     return count / elapsed
 
 
-def create_topic(bootstrap: str, partitions: int = 3) -> str:
+def create_topic(bootstrap: str, partitions: int = 3, config: dict[str, str] | None = None) -> str:
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result()
+    admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})])[topic].result()
     return topic
 
 
@@ -280,7 +280,9 @@ def main() -> int:
             flush=True,
         )
 
-        latency_topic = create_topic(bootstrap)
+        # LogAppendTime: each message's timestamp is when the broker appended it, i.e. when it
+        # entered Kafka (a producer's CreateTime would also count its own start-up queueing).
+        latency_topic = create_topic(bootstrap, config={"message.timestamp.type": "LogAppendTime"})
         expected = int(args.latency_rate * args.latency_seconds)
         paced = multiprocessing.get_context("spawn").Process(
             target=produce_paced,

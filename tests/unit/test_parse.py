@@ -240,3 +240,17 @@ def test_payloads_the_parser_accepts_match_the_json_schema() -> None:
         jsonschema.validate(json.loads(frame), wrapper)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({**TRADE, "p": "-1"}, schema)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b'{"stream":"bnbbtc@trade","data":{"e":"trade","s":"\xff\xfe"}}',  # invalid UTF-8 in a string
+        b"[" * 1000 + b"]" * 1000,  # nesting deeper than Python's recursion limit
+        b'{"stream":"bnbbtc@trade","data":' + b'{"a":' * 1000 + b"1" + b"}" * 1001,
+    ],
+)
+def test_inputs_that_used_to_crash_the_consumer_are_rejected(value: bytes) -> None:
+    result = parse_message(value, WS)
+    assert isinstance(result, Rejection)
+    assert result.reason in {"invalid_json", "invalid_field", "unsupported_stream"}
