@@ -7,7 +7,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 from alembic import command
@@ -22,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 import schemas
 from bootstrap.settings import BootstrapSettings
-from schemas.topics import DLQ_TOPIC, RAW_TOPIC, TOPICS, TopicSpec
+from schemas.topics import TopicSpec
 
 log = logging.getLogger("bootstrap")
 
@@ -42,8 +41,11 @@ def retry_until(action: Callable[[], None], what: str, timeout_s: float) -> None
 
 
 def topic_specs(settings: BootstrapSettings) -> list[TopicSpec]:
-    names = {RAW_TOPIC: settings.raw_topic, DLQ_TOPIC: settings.dlq_topic}
-    return [replace(spec, name=names.get(spec.name, spec.name)) for spec in TOPICS]
+    """The contract's topics with the names, partitions and retention the settings give."""
+    return [
+        TopicSpec(settings.raw_topic, settings.raw_partitions, settings.raw_retention_ms),
+        TopicSpec(settings.dlq_topic, settings.dlq_partitions, settings.dlq_retention_ms),
+    ]
 
 
 def create_topics(bootstrap_servers: str, specs: list[TopicSpec]) -> None:
