@@ -14,6 +14,7 @@ looking requests are rightly refused with a 422 that no OpenAPI schema can expre
 before its start, a range over the endpoint's limit, a time before 1970.
 """
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -58,7 +59,8 @@ def api_app(database: dict[str, str]) -> Iterator[FastAPI]:
     store.symbols([e for e in load_exchange_info().document(0)["symbols"] if e["symbol"] in ("BTCUSDT", "ETHUSDT")])
     app = create_app(api_settings(database))
     yield app
-    app.state.engine.dispose()
+    # An AsyncEngine: its pool closes in a coroutine.
+    asyncio.run(app.state.engine.dispose())
 
 
 def test_no_input_produces_a_server_error(api_app: FastAPI) -> None:
