@@ -264,6 +264,8 @@ class Sink:
             with connection.cursor() as cursor:
                 cursor.execute(_CREATE_STAGING)
                 for name, statement in _PREPARED.items():
+                    # Both are this module's constants (no input reaches them): PREPARE takes no
+                    # bound parameters for a statement's name or text.
                     cursor.execute(f"PREPARE {name} AS {statement}")
             connection.commit()
             self._connection = connection
