@@ -9,7 +9,6 @@ Every wait is a poll with a deadline.
 
 from __future__ import annotations
 
-import base64
 import os
 import signal
 import subprocess
@@ -33,6 +32,7 @@ from fake_binance.server import Endpoints, FakeBinanceThread
 from fake_binance.settings import FakeBinanceSettings
 from schemas.topics import Header
 from tests.conftest import REPO, wait_until
+from tests.support.kafka import PrivateKafka
 
 pytestmark = pytest.mark.integration
 
@@ -406,89 +406,10 @@ def test_lookback_backfill_fetches_history_before_the_stream(start_fake: Any, to
     assert producer.stop() == 0
 
 
-class OwnBroker:
-    """A Kafka broker of this test alone (the shared stack must never be stopped), from the stack's jars."""
-
-    def __init__(self, libs: str, directory: Path) -> None:
-        self.libs = libs
-        self.directory = directory
-        self.port = free_port()
-        controller = free_port()
-        (directory / "data").mkdir(parents=True)
-        self.config = directory / "server.properties"
-        self.config.write_text(
-            "process.roles=broker,controller\nnode.id=1\n"
-            f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}\n"
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}\n"
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
-            "inter.broker.listener.name=PLAINTEXT\ncontroller.listener.names=CONTROLLER\n"
-            f"controller.quorum.bootstrap.servers=127.0.0.1:{controller}\n"
-            f"log.dirs={directory / 'data'}\nauto.create.topics.enable=false\n"
-            "offsets.topic.replication.factor=1\ntransaction.state.log.replication.factor=1\n"
-            "transaction.state.log.min.isr=1\n"
-        )
-        classpath = f"{libs}/*"
-        # A KRaft cluster id is a UUID in URL-safe base64 (what StorageTool random-uuid prints).
-        cluster = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-        subprocess.run(
-            [
-                "java",
-                "-cp",
-                classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster,
-                "-c",
-                str(self.config),
-                "--standalone",
-            ],
-            capture_output=True,
-            check=True,
-        )
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with (self.directory / "kafka.log").open("ab") as log:
-            self.process = subprocess.Popen(
-                ["java", "-Xms256m", "-Xmx256m", "-cp", f"{self.libs}/*", "kafka.Kafka", str(self.config)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-        def answers() -> bool:
-            metadata = AdminClient({"bootstrap.servers": self.bootstrap}).list_topics(timeout=1)
-            return bool(metadata.brokers)
-
-        wait_until(answers, 60, "the test's own Kafka broker")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def test_kafka_outage_is_buffered_and_what_overflowed_comes_back_over_rest(
     stack_env: dict[str, str], start_fake: Any, run_producer: Any, tmp_path: Path
 ) -> None:
-    broker = OwnBroker(stack_env["KAFKA_LIBS"], tmp_path / "kafka")
+    broker = PrivateKafka(stack_env["KAFKA_LIBS"], tmp_path / "kafka")
     broker.start()
     try:
         admin = AdminClient({"bootstrap.servers": broker.bootstrap})
