@@ -91,9 +91,22 @@ def create_database(stack_env: dict[str, str]) -> dict[str, str]:
 def drop_database(stack_env: dict[str, str], urls: dict[str, str]) -> None:
     admin = psycopg2.connect(libpq_dsn(stack_env["DATABASE_URL"]))
     admin.autocommit = True
-    with admin.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{make_url(urls["owner"]).database}" WITH (FORCE)')
-    admin.close()
+    statement = f'DROP DATABASE IF EXISTS "{make_url(urls["owner"]).database}" WITH (FORCE)'
+
+    def dropped() -> bool:
+        # FORCE may only end sessions of our own role: an autovacuum worker (a superuser
+        # process) busy on the freshly filled database refuses it until it finishes, moments later.
+        try:
+            with admin.cursor() as cursor:
+                cursor.execute(statement)
+        except psycopg2.errors.InsufficientPrivilege:
+            return False
+        return True
+
+    try:
+        wait_until(dropped, 30, "the test database to be dropped", interval_s=0.5)
+    finally:
+        admin.close()
 
 
 @pytest.fixture()
