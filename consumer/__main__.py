@@ -7,7 +7,7 @@ from types import FrameType
 
 from pythonjsonlogger.json import JsonFormatter
 
-from consumer.loop import RawConsumer
+from consumer.loop import RawConsumer, tune_garbage_collector
 from consumer.settings import ConsumerSettings
 from consumer.sink import Sink
 from consumer.symbols import SymbolRegistry, binance_exchange_info
@@ -31,6 +31,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    tune_garbage_collector()
     consumer.run()
     return 0
 

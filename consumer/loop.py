@@ -1,5 +1,6 @@
 """poll -> parse -> write -> dead-letter -> commit. Offsets move only past rows that are committed."""
 
+import gc
 import logging
 import threading
 import time
@@ -18,6 +19,16 @@ from schemas.heartbeat import Heartbeat
 from schemas.topics import Header
 
 log = logging.getLogger(__name__)
+
+
+def tune_garbage_collector() -> None:
+    """Collects cyclic garbage 100x less often. The hot path allocates a few container objects
+    per message and makes no reference cycles (refcounting frees all of it), but at Python's default
+    threshold of 700 allocations a collection ran every hundred messages or so, each walking the
+    rows of the batch in hand: a quarter of the cost of parsing a trade."""
+    gc.collect()
+    gc.freeze()  # what start-up built lives for the whole process: never walk it again
+    gc.set_threshold(70_000, 50, 100)
 
 
 @dataclass
