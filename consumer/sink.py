@@ -48,43 +48,46 @@ CREATE TEMPORARY TABLE IF NOT EXISTS book_tickers_staging (
 """
 
 
-def _rollup(table: str, unit: str) -> str:
-    """Merges the newly inserted trades into a candle rollup. Open and close are the prices of
-    the smallest and largest trade id, so batches arriving in any order merge to the same row."""
-    return f"""
-    {table} AS (
-        INSERT INTO {table} AS c (symbol, open_time, open, high, low, close, volume, quote_volume,
-            trade_count, taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id)
-        SELECT symbol, date_trunc('{unit}', trade_time),
-            -- Arrays compare element by element, so the smallest [trade id, price] holds the
-            -- first trade's price: the open, found without sorting the batch.
-            (min(ARRAY[trade_id::numeric, price]))[2], max(price), min(price),
-            (max(ARRAY[trade_id::numeric, price]))[2], sum(quantity), sum(price * quantity),
-            count(*),
-            -- Binance's "taker buy" volume: trades where the buyer took liquidity (not the maker).
-            coalesce(sum(quantity) FILTER (WHERE NOT buyer_is_maker), 0),
-            coalesce(sum(price * quantity) FILTER (WHERE NOT buyer_is_maker), 0),
-            min(trade_id), max(trade_id)
-        FROM inserted
-        GROUP BY 1, 2
-        ON CONFLICT (symbol, open_time) DO UPDATE SET
-            open = CASE WHEN excluded.first_trade_id < c.first_trade_id THEN excluded.open ELSE c.open END,
-            high = greatest(c.high, excluded.high),
-            low = least(c.low, excluded.low),
-            close = CASE WHEN excluded.last_trade_id > c.last_trade_id THEN excluded.close ELSE c.close END,
-            volume = c.volume + excluded.volume,
-            quote_volume = c.quote_volume + excluded.quote_volume,
-            trade_count = c.trade_count + excluded.trade_count,
-            taker_buy_base_volume = c.taker_buy_base_volume + excluded.taker_buy_base_volume,
-            taker_buy_quote_volume = c.taker_buy_quote_volume + excluded.taker_buy_quote_volume,
-            first_trade_id = least(c.first_trade_id, excluded.first_trade_id),
-            last_trade_id = greatest(c.last_trade_id, excluded.last_trade_id)
-        RETURNING 1
-    )"""
+_CANDLE_COLUMNS = """symbol, open_time, open, high, low, close, volume, quote_volume, trade_count,
+    taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, price_sum"""
 
+
+def _merge_candle(table: str, rows: str) -> str:
+    """Merges a batch's candles into a rollup. Open and close are the prices of the smallest and
+    largest trade id, so batches arriving in any order merge to the same row."""
+    return f"""
+    INSERT INTO {table} AS c ({_CANDLE_COLUMNS})
+    {rows}
+    ON CONFLICT (symbol, open_time) DO UPDATE SET
+        open = CASE WHEN excluded.first_trade_id < c.first_trade_id THEN excluded.open ELSE c.open END,
+        high = greatest(c.high, excluded.high),
+        low = least(c.low, excluded.low),
+        close = CASE WHEN excluded.last_trade_id > c.last_trade_id THEN excluded.close ELSE c.close END,
+        volume = c.volume + excluded.volume,
+        quote_volume = c.quote_volume + excluded.quote_volume,
+        trade_count = c.trade_count + excluded.trade_count,
+        taker_buy_base_volume = c.taker_buy_base_volume + excluded.taker_buy_base_volume,
+        taker_buy_quote_volume = c.taker_buy_quote_volume + excluded.taker_buy_quote_volume,
+        first_trade_id = least(c.first_trade_id, excluded.first_trade_id),
+        last_trade_id = greatest(c.last_trade_id, excluded.last_trade_id),
+        price_sum = c.price_sum + excluded.price_sum
+    RETURNING 1"""
+
+
+_MINUTES_FROM_SECONDS = """
+    SELECT symbol, date_trunc('minute', open_time),
+        (min(ARRAY[first_trade_id::numeric, open]))[2], max(high), min(low),
+        (max(ARRAY[last_trade_id::numeric, close]))[2], sum(volume), sum(quote_volume), sum(trade_count),
+        sum(taker_buy_base_volume), sum(taker_buy_quote_volume), min(first_trade_id), max(last_trade_id),
+        sum(price_sum)
+    FROM seconds
+    GROUP BY 1, 2"""
 
 # The primary key (symbol, trade_id) makes a redelivered or replayed trade a no-op, and only the
 # trades this statement really inserted (RETURNING) reach the rollups: a replay adds nothing.
+# The batch is aggregated once, by second; the minutes are aggregated from those seconds (a few
+# rows each), not from the trades again: that second pass over the trades was a fifth of the
+# statement's cost.
 _MOVE_TRADES = f"""
 WITH inserted AS (
     INSERT INTO trades (symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time)
@@ -94,8 +97,22 @@ WITH inserted AS (
     ON CONFLICT (symbol, trade_id) DO NOTHING
     RETURNING symbol, trade_id, price, quantity, trade_time, buyer_is_maker
 ),
-{_rollup("trade_candles_1s", "second")},
-{_rollup("trade_candles_1m", "minute")}
+seconds AS MATERIALIZED (
+    SELECT symbol, date_trunc('second', trade_time) AS open_time,
+        -- Arrays compare element by element, so the smallest [trade id, price] holds the first
+        -- trade's price: the open, found without sorting the batch.
+        (min(ARRAY[trade_id::numeric, price]))[2] AS open, max(price) AS high, min(price) AS low,
+        (max(ARRAY[trade_id::numeric, price]))[2] AS close, sum(quantity) AS volume,
+        sum(price * quantity) AS quote_volume, count(*) AS trade_count,
+        -- Binance's "taker buy" volume: trades where the buyer took liquidity (not the maker).
+        coalesce(sum(quantity) FILTER (WHERE NOT buyer_is_maker), 0) AS taker_buy_base_volume,
+        coalesce(sum(price * quantity) FILTER (WHERE NOT buyer_is_maker), 0) AS taker_buy_quote_volume,
+        min(trade_id) AS first_trade_id, max(trade_id) AS last_trade_id, sum(price) AS price_sum
+    FROM inserted
+    GROUP BY 1, 2
+),
+candles_1s AS ({_merge_candle("trade_candles_1s", f"SELECT {_CANDLE_COLUMNS} FROM seconds")}),
+candles_1m AS ({_merge_candle("trade_candles_1m", _MINUTES_FROM_SECONDS)})
 SELECT count(*) FROM inserted
 """
 

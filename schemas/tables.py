@@ -35,8 +35,8 @@ trades = Table(
     PrimaryKeyConstraint("symbol", "trade_id", name="trades_pkey"),
 )
 
-# "Latest price" and "price at a second" walk this index backwards from a time.
-Index("trades_symbol_trade_time_idx", trades.c.symbol, trades.c.trade_time)
+# No index on (symbol, trade_time): a time maps to trade ids through the 1-second rollup's
+# primary key, and a second B-tree insert per trade is what the consumer can least afford.
 
 # Aggregate trades (`<symbol>@aggTrade`, REST /api/v3/aggTrades): ids consecutive per symbol.
 agg_trades = Table(
@@ -133,6 +133,8 @@ def _trade_candles(name: str) -> Table:
         Column("taker_buy_quote_volume", Numeric, nullable=False),
         Column("first_trade_id", BigInteger, nullable=False),
         Column("last_trade_id", BigInteger, nullable=False),
+        # Sum of the trade prices, for the mean price of a range without reading its trades.
+        Column("price_sum", Numeric, nullable=False),
         PrimaryKeyConstraint("symbol", "open_time", name=f"{name}_pkey"),
     )
 

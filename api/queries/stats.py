@@ -1,29 +1,224 @@
-"""Statistics of a symbol's trades over a time range."""
+"""Statistics of a symbol's trades over a time range, from the rollups wherever they are exact.
 
-from datetime import datetime
+[start, end) splits into whole minutes (1-minute rollup rows), whole seconds at the edges
+(1-second rollup rows) and at most two sub-second edges, whose trades are read along the trades
+primary key within the id range of their second's rollup row. A month then costs about 44,640
+minute rows, not every trade; only the two partial seconds depend on the trade rate.
+"""
 
-from sqlalchemy import BigInteger, RowMapping, cast, func, select
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    DateTime,
+    RowMapping,
+    ScalarSelect,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    cast,
+    func,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas.tables import trades
+from schemas.tables import trade_candles_1m, trade_candles_1s, trades
+
+SECOND = timedelta(seconds=1)
+MINUTE = timedelta(minutes=1)
+
+
+class Source(Enum):
+    MINUTES = "1m rollup"
+    SECONDS = "1s rollup"
+    TRADES = "trades"
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """[start, end) read from one source; a TRADES piece lies within one second."""
+
+    source: Source
+    start: datetime
+    end: datetime
+
+
+def _floor(moment: datetime, unit: timedelta) -> datetime:
+    return moment - (moment - datetime.min.replace(tzinfo=moment.tzinfo)) % unit
+
+
+def _ceil(moment: datetime, unit: timedelta) -> datetime:
+    floor = _floor(moment, unit)
+    return floor if floor == moment else floor + unit
+
+
+def _seconds(start: datetime, end: datetime) -> list[Piece]:
+    """[start, end), within one minute or not, as whole seconds and sub-second edges."""
+    if start >= end:
+        return []
+    first, last = _ceil(start, SECOND), _floor(end, SECOND)
+    if first > last:  # both ends inside one second
+        return [Piece(Source.TRADES, start, end)]
+    pieces = []
+    if start < first:
+        pieces.append(Piece(Source.TRADES, start, first))
+    if first < last:
+        pieces.append(Piece(Source.SECONDS, first, last))
+    if last < end:
+        pieces.append(Piece(Source.TRADES, last, end))
+    return pieces
+
+
+def split(start: datetime, end: datetime) -> list[Piece]:
+    """[start, end) as disjoint pieces in time order, each read from the coarsest exact source."""
+    first, last = _ceil(start, MINUTE), _floor(end, MINUTE)
+    if first >= last:
+        return _seconds(start, end)
+    return [*_seconds(start, first), Piece(Source.MINUTES, first, last), *_seconds(last, end)]
+
+
+# The pieces split() can give, in time order, fill these slots (unused ones stay empty): the
+# statement is then one constant text, built and compiled once, that PostgreSQL plans once.
+SLOTS = (Source.TRADES, Source.SECONDS, Source.MINUTES, Source.SECONDS, Source.TRADES)
+
+
+def slot_bounds(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """[start, end) of each slot, (start, start) for an empty one."""
+    bounds = [(start, start)] * len(SLOTS)
+    slot = 0
+    for piece in split(start, end):
+        while SLOTS[slot] is not piece.source:
+            slot += 1
+        bounds[slot] = (piece.start, piece.end)
+        slot += 1
+    return bounds
+
+
+_SYMBOL = bindparam("symbol", type_=Text)
+
+
+def _time(name: str) -> BindParameter[datetime]:
+    return bindparam(name, type_=DateTime(timezone=True))
+
+
+def _trades_part(slot: int) -> Select[*tuple[Any, ...]]:
+    """Partial sums (count, price sum, volume, quote volume, high, low, first and last trade id)
+    of the trades in [start, end) of one second, found along the trades primary key within the
+    id range of the second's rollup row."""
+    rollup = trade_candles_1s
+    start, end = _time(f"start{slot}"), _time(f"end{slot}")
+    own_second = (
+        select(rollup.c.first_trade_id, rollup.c.last_trade_id)
+        # An empty slot: a condition on parameters alone, so PostgreSQL skips the part unread.
+        .where(rollup.c.symbol == _SYMBOL, rollup.c.open_time == _time(f"second{slot}"), start < end)
+        .subquery(f"own_second{slot}")
+    )
+    # Every trade of the second lies in its rollup row's id range; the time condition keeps the
+    # part of the second that is in the range. LATERAL makes the id range an index condition (a
+    # plain join may let the planner scan the symbol's whole primary key).
+    sums = (
+        select(
+            func.count().label("trade_count"),
+            func.sum(trades.c.price).label("price_sum"),
+            func.sum(trades.c.quantity).label("volume"),
+            func.sum(trades.c.price * trades.c.quantity).label("quote_volume"),
+            func.max(trades.c.price).label("high"),
+            func.min(trades.c.price).label("low"),
+            func.min(trades.c.trade_id).label("first_trade_id"),
+            func.max(trades.c.trade_id).label("last_trade_id"),
+        )
+        .where(
+            trades.c.symbol == _SYMBOL,
+            trades.c.trade_id.between(own_second.c.first_trade_id, own_second.c.last_trade_id),
+            trades.c.trade_time >= start,
+            trades.c.trade_time < end,
+        )
+        .lateral(f"sums{slot}")
+    )
+    return select(*sums.c).select_from(own_second.join(sums, true()))
+
+
+def _rollup_part(table: Table, slot: int) -> Select[*tuple[Any, ...]]:
+    """The same partial sums over the rollup rows with open time in [start, end)."""
+    return select(
+        func.sum(table.c.trade_count).label("trade_count"),
+        func.sum(table.c.price_sum).label("price_sum"),
+        func.sum(table.c.volume).label("volume"),
+        func.sum(table.c.quote_volume).label("quote_volume"),
+        func.max(table.c.high).label("high"),
+        func.min(table.c.low).label("low"),
+        func.min(table.c.first_trade_id).label("first_trade_id"),
+        func.max(table.c.last_trade_id).label("last_trade_id"),
+    ).where(
+        table.c.symbol == _SYMBOL, table.c.open_time >= _time(f"start{slot}"), table.c.open_time < _time(f"end{slot}")
+    )
+
+
+def _stats_query() -> Select[*tuple[Any, ...]]:
+    """Sums of exact NUMERICs are exact whatever the grouping, so the mean (sum of prices / count,
+    as avg() divides) and VWAP equal those over the trades themselves, digit for digit. Trade ids
+    are assigned in match order and trade times never decrease with the id, so the first and last
+    trade of the range in time are those with its smallest and largest id: two primary key
+    lookups."""
+    tables = {Source.SECONDS: trade_candles_1s, Source.MINUTES: trade_candles_1m}
+    parts = union_all(
+        *(
+            _trades_part(slot) if source is Source.TRADES else _rollup_part(tables[source], slot)
+            for slot, source in enumerate(SLOTS)
+        )
+    ).subquery("parts")
+    count = func.sum(parts.c.trade_count)
+    volume = func.sum(parts.c.volume)
+    quote_volume = func.sum(parts.c.quote_volume)
+    totals = select(
+        cast(func.coalesce(count, 0), BigInteger).label("trade_count"),
+        (func.sum(parts.c.price_sum) / func.nullif(count, 0)).label("mean_price"),
+        (quote_volume / func.nullif(volume, 0)).label("vwap"),
+        func.max(parts.c.high).label("high"),
+        func.min(parts.c.low).label("low"),
+        func.coalesce(volume, 0).label("volume"),
+        func.coalesce(quote_volume, 0).label("quote_volume"),
+        func.min(parts.c.first_trade_id).label("first_trade_id"),
+        func.max(parts.c.last_trade_id).label("last_trade_id"),
+    ).subquery("totals")
+
+    def time_of(trade_id: ColumnElement[int]) -> ScalarSelect[datetime]:
+        return (
+            select(trades.c.trade_time)
+            .where(trades.c.symbol == _SYMBOL, trades.c.trade_id == trade_id)
+            .scalar_subquery()
+        )
+
+    return select(
+        totals.c.trade_count,
+        totals.c.mean_price,
+        totals.c.vwap,
+        totals.c.high,
+        totals.c.low,
+        totals.c.volume,
+        totals.c.quote_volume,
+        time_of(totals.c.first_trade_id).label("first_trade_time"),
+        time_of(totals.c.last_trade_id).label("last_trade_time"),
+    )
+
+
+_STATS = _stats_query()
 
 
 async def trade_stats(connection: AsyncConnection, symbol: str, start: datetime, end: datetime) -> RowMapping:
-    """Count, mean price, VWAP, high, low and volume of trades in [start, end).
-
-    The mean price needs every trade's price (the rollups keep no sum of prices), so this reads
-    the trades through the (symbol, trade_time) index: the endpoint bounds the range."""
-    volume = func.sum(trades.c.quantity)
-    quote_volume = func.sum(trades.c.price * trades.c.quantity)
-    query = select(
-        cast(func.count(), BigInteger).label("trade_count"),
-        func.avg(trades.c.price).label("mean_price"),
-        (quote_volume / func.nullif(volume, 0)).label("vwap"),
-        func.max(trades.c.price).label("high"),
-        func.min(trades.c.price).label("low"),
-        func.coalesce(volume, 0).label("volume"),
-        func.coalesce(quote_volume, 0).label("quote_volume"),
-        func.min(trades.c.trade_time).label("first_trade_time"),
-        func.max(trades.c.trade_time).label("last_trade_time"),
-    ).where(trades.c.symbol == symbol, trades.c.trade_time >= start, trades.c.trade_time < end)
-    return (await connection.execute(query)).mappings().one()
+    """Count, mean price, VWAP, high, low and volume of trades in [start, end), and the times of
+    the first and last of them."""
+    parameters: dict[str, object] = {"symbol": symbol}
+    for slot, (slot_start, slot_end) in enumerate(slot_bounds(start, end)):
+        parameters[f"start{slot}"], parameters[f"end{slot}"] = slot_start, slot_end
+        if SLOTS[slot] is Source.TRADES:
+            parameters[f"second{slot}"] = _floor(slot_start, SECOND)
+    return (await connection.execute(_STATS, parameters)).mappings().one()

@@ -1,7 +1,7 @@
 """Trades of a time range: streamed CSV in constant memory, or JSON pages by trade id."""
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -61,7 +61,7 @@ async def export_trades(
     if format is ExportFormat.CSV:
         filename = f"{symbol}-trades-{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}.csv"
         return StreamingResponse(
-            _csv(engine, symbol, start, end, bounds, settings.export_timeout_ms),
+            _csv(engine, symbol, bounds, settings.export_timeout_ms),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{filename}"'},
         )
@@ -69,7 +69,7 @@ async def export_trades(
     if bounds is None:
         return json_response({"symbol": symbol, "trades": [], "next_from_id": None})
     first_id = max(bounds[0], from_id or 0)
-    rows = await trades.trades_page(connection, symbol, start, end, first_id, bounds[1], limit)
+    rows = await trades.trades_page(connection, symbol, first_id, bounds[1], limit)
     # Written straight to JSON in the layout of models.TradesPage, as candle lists are.
     page = [
         {
@@ -87,9 +87,9 @@ async def export_trades(
 
 
 async def _csv(
-    engine: AsyncEngine, symbol: str, start: datetime, end: datetime, bounds: tuple[int, int] | None, timeout_ms: int
+    engine: AsyncEngine, symbol: str, bounds: tuple[int, int] | None, timeout_ms: int
 ) -> AsyncIterator[bytes]:
     yield trades.CSV_HEADER
     if bounds is not None:
-        async for chunk in trades.csv_chunks(engine, symbol, start, end, bounds[0], bounds[1], timeout_ms):
+        async for chunk in trades.csv_chunks(engine, symbol, bounds[0], bounds[1], timeout_ms):
             yield chunk

@@ -21,7 +21,7 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 @router.get("/stats", response_model=Stats, responses=_ERRORS)
 async def trade_stats(connection: DbConnection, settings: Settings, symbol: Symbol, start: Start, end: End) -> Stats:
     """Trade count, mean price, VWAP, high, low and volume of the trades in [start, end)
-    (at most 31 days by default)."""
+    (at most 366 days by default)."""
     check_range(start, end, timedelta(days=settings.stats_max_range_days))
     row = await stats.trade_stats(connection, symbol, start, end)
     if row["trade_count"] == 0:

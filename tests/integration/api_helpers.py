@@ -50,7 +50,7 @@ class TradeRow:
 def rollup_rows(trades: Iterable[TradeRow], unit_ms: int) -> list[tuple[Any, ...]]:
     """trade_candles_1s (unit 1000) or _1m (60000) rows, by the rules the consumer follows:
     open and close are the prices of the smallest and largest trade id in the bucket; taker buy
-    volumes count trades whose buyer was not the maker."""
+    volumes count trades whose buyer was not the maker; price_sum (last) adds up the prices."""
     buckets: dict[tuple[str, int], list[TradeRow]] = {}
     for trade in trades:
         buckets.setdefault((trade.symbol, trade.trade_time_ms // unit_ms * unit_ms), []).append(trade)
@@ -73,6 +73,7 @@ def rollup_rows(trades: Iterable[TradeRow], unit_ms: int) -> list[tuple[Any, ...
                 sum((t.price * t.quantity for t in taker_buys), Decimal(0)),
                 members[0].trade_id,
                 members[-1].trade_id,
+                sum((t.price for t in members), Decimal(0)),
             )
         )
     return rows
@@ -110,7 +111,7 @@ class Store:
         )
         columns = (
             "symbol, open_time, open, high, low, close, volume, quote_volume, trade_count,"
-            " taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id"
+            " taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, price_sum"
         )
         for table, unit_ms in (("trade_candles_1s", 1000), ("trade_candles_1m", 60_000)):
             self._execute_values(f"INSERT INTO {table} ({columns}) VALUES %s", rollup_rows(trades, unit_ms))

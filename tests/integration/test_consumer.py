@@ -108,6 +108,21 @@ def table_state(database_url: str) -> dict[str, list[tuple[object, ...]]]:
         return state
 
 
+def assert_rollups_sum_their_trades(database_url: str) -> None:
+    """Each rollup row's trade count and price sum are those of its trades, however the batches
+    that wrote it were cut and merged."""
+    with closing(psycopg2.connect(libpq_dsn(database_url))) as connection, connection.cursor() as cursor:
+        for table, unit in (("trade_candles_1s", "second"), ("trade_candles_1m", "minute")):
+            # Constant table names and units of this loop.
+            cursor.execute(f"SELECT symbol, open_time, trade_count, price_sum::text FROM {table} ORDER BY 1, 2")
+            stored = cursor.fetchall()
+            cursor.execute(
+                f"SELECT symbol, date_trunc('{unit}', trade_time, 'UTC'), count(*), sum(price)::text FROM trades"
+                " GROUP BY 1, 2 ORDER BY 1, 2"
+            )
+            assert stored == cursor.fetchall(), table
+
+
 def count_trades(database_url: str) -> int:
     with closing(psycopg2.connect(libpq_dsn(database_url))) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM trades")
@@ -161,6 +176,7 @@ def test_database_outage_stops_progress_and_loses_nothing(
     state = table_state(private_postgres.url)
     assert [(row[0], row[1]) for row in state["trades"]] == sorted((s, i) for s in SYMBOLS for i in range(1, 1001))
     assert sum(int(str(row[8])) for row in state["trade_candles_1m"]) == 3000  # trade_count: nothing twice
+    assert_rollups_sum_their_trades(private_postgres.url)
     assert "database back, resumed" in services.log_tail("consumer", 500)
 
 
@@ -237,4 +253,5 @@ def test_sigterm_commits_what_was_written_and_a_replay_changes_nothing(
     start_consumer(services, "replay", feed, database["owner"], replay_group, exchange_rest_url)
     wait_until(lambda: feed.committed(replay_group) == 15000, 90, "the replay to finish")
     assert table_state(database["owner"]) == before
+    assert_rollups_sum_their_trades(database["owner"])
     assert os.path.getsize(services.log_dir / "replay.log") > 0

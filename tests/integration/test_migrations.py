@@ -3,6 +3,7 @@
 import subprocess
 import sys
 from contextlib import closing
+from decimal import Decimal
 from pathlib import Path
 
 import psycopg2
@@ -41,3 +42,58 @@ def test_migrations_match_the_table_definitions_and_downgrade(database: dict[str
     downgraded = alembic(database["owner"], "downgrade", "base")
     assert downgraded.returncode == 0, downgraded.stderr
     assert tables(database["owner"]) == {"alembic_version"}
+
+
+def indexes(database_url: str, table: str) -> set[str]:
+    with closing(psycopg2.connect(libpq_dsn(database_url))) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = %s", (table,))
+        return {row[0] for row in cursor.fetchall()}
+
+
+def test_0004_fills_price_sum_from_the_trades_drops_the_time_index_and_undoes_both(
+    database: dict[str, str],
+) -> None:
+    from tests.integration.api_helpers import TradeRow, ms_time, rollup_rows
+
+    t0 = 1_751_531_400_000  # 2025-07-03T08:30:00Z
+    trades = [
+        TradeRow("BTCUSDT", 1, Decimal("61928.31000000"), Decimal("0.01"), t0 + 35_984, False),
+        TradeRow("BTCUSDT", 2, Decimal("61930.5"), Decimal("0.5"), t0 + 35_999, True),
+        TradeRow("BTCUSDT", 3, Decimal("61925.123"), Decimal("1"), t0 + 36_000, False),
+        TradeRow("BTCUSDT", 4, Decimal("61940"), Decimal("0.3"), t0 + 61_000, True),
+        TradeRow("ETHUSDT", 9, Decimal("2611.82"), Decimal("1"), t0 + 35_500, False),
+    ]
+    owner = database["owner"]
+    assert alembic(owner, "upgrade", "0003").returncode == 0
+    with closing(psycopg2.connect(libpq_dsn(owner))) as connection, connection, connection.cursor() as cursor:
+        for t in trades:
+            cursor.execute(
+                "INSERT INTO trades (symbol, trade_id, price, quantity, trade_time, buyer_is_maker)"
+                " VALUES (%s, %s, %s, %s, %s, %s)",
+                (t.symbol, t.trade_id, t.price, t.quantity, ms_time(t.trade_time_ms), t.buyer_is_maker),
+            )
+        for table, unit_ms in (("trade_candles_1s", 1000), ("trade_candles_1m", 60_000)):
+            for row in rollup_rows(trades, unit_ms):
+                # The rows as revision 0003 held them: without price_sum, the last value.
+                cursor.execute(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * 13)})", row[:13])  # constant names
+
+    def price_sums(table: str) -> list[tuple[object, ...]]:
+        with closing(psycopg2.connect(libpq_dsn(owner))) as connection, connection.cursor() as cursor:
+            cursor.execute(f"SELECT symbol, open_time, price_sum::text FROM {table} ORDER BY 1, 2")  # constant names
+            return list(cursor.fetchall())
+
+    for _ in range(2):  # upgrade, downgrade, and again: the round trip loses nothing
+        upgraded = alembic(owner, "upgrade", "head")
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert "trades_symbol_trade_time_idx" not in indexes(owner, "trades")
+        for table, unit_ms in (("trade_candles_1s", 1000), ("trade_candles_1m", 60_000)):
+            # Exact sums, their scale included (the largest of the summed prices').
+            expected = [(row[0], row[1], str(row[13])) for row in rollup_rows(trades, unit_ms)]
+            assert price_sums(table) == expected
+        assert ("BTCUSDT", ms_time(t0 + 35_000), "123858.81000000") in price_sums("trade_candles_1s")
+        downgraded = alembic(owner, "downgrade", "0003")
+        assert downgraded.returncode == 0, downgraded.stderr
+        assert "trades_symbol_trade_time_idx" in indexes(owner, "trades")
+        with closing(psycopg2.connect(libpq_dsn(owner))) as connection, connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM trade_candles_1s WHERE trade_count > 0")
+            assert cursor.fetchone() == (4,)

@@ -60,7 +60,7 @@ def price_in_effect(trades: list[TradeRow], second_ms: int) -> TradeRow:
 
 ROLLUP_COLUMNS = (
     "symbol, open_time, open, high, low, close, volume, quote_volume, trade_count,"
-    " taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id"
+    " taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, price_sum"
 )
 # Merging one more trade into a rollup row, by the consumer's rules (open and close belong to the
 # smallest and largest trade id).
@@ -73,7 +73,8 @@ ROLLUP_MERGE = """ON CONFLICT (symbol, open_time) DO UPDATE SET
     taker_buy_base_volume = r.taker_buy_base_volume + EXCLUDED.taker_buy_base_volume,
     taker_buy_quote_volume = r.taker_buy_quote_volume + EXCLUDED.taker_buy_quote_volume,
     first_trade_id = LEAST(r.first_trade_id, EXCLUDED.first_trade_id),
-    last_trade_id = GREATEST(r.last_trade_id, EXCLUDED.last_trade_id)"""
+    last_trade_id = GREATEST(r.last_trade_id, EXCLUDED.last_trade_id),
+    price_sum = r.price_sum + EXCLUDED.price_sum"""
 
 
 def insert_trade(owner_url: str, trade: TradeRow) -> None:
