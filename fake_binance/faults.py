@@ -1,9 +1,9 @@
 """The fake's misbehaviours: what real Binance does on a bad day, switchable at start and at run time.
 
 One `Faults` object is shared by the exchange (id gaps), the WebSocket side (drops, freezes,
-truncated frames, error replies) and the REST side (forced 429/418, short pages). Settings set
-the standing faults; the control endpoints under /fake/ on the REST port (not Binance paths)
-trigger one-off ones and read the counters. Everything runs in the fake's one event loop.
+truncated frames, oversized frames, error replies) and the REST side (forced 429/418, short
+pages). Settings set the standing faults; the control endpoints under /fake/ on the REST port
+(not Binance paths) trigger one-off ones and read the counters. Everything runs in the fake's one event loop.
 """
 
 from __future__ import annotations
@@ -42,6 +42,10 @@ class Faults:
     malformed: int = 0
     malformed_mode: str = TRUNCATE
     malformed_every: int = 0  # standing: one trade frame in every N
+    # Trade-stream frames still to send padded to `oversize_bytes` (over a client's frame limit).
+    oversize: int = 0
+    oversize_every: int = 0  # standing: one trade frame in every N
+    oversize_bytes: int = 2**21
     # --- REST -----------------------------------------------------------------------------------
     forced_status: int = 0  # 429 or 418
     forced_count: int = 0  # requests still to answer with it
@@ -52,6 +56,7 @@ class Faults:
     trades_skipped: int = 0
     agg_trades_skipped: int = 0
     frames_corrupted: int = 0
+    frames_oversized: int = 0
     trade_frames_seen: int = 0
     connections_dropped: int = 0
     errors_sent: int = 0
@@ -65,6 +70,8 @@ class Faults:
             skip_every=settings.gap_every,
             malformed_every=settings.malformed_every,
             malformed_mode=settings.malformed_mode,
+            oversize_every=settings.oversize_every,
+            oversize_bytes=settings.oversize_bytes,
             rest_429_every=settings.rest_429_every,
             forced_retry_after_s=settings.rest_retry_after_s,
             page_cap=settings.rest_page_cap,
@@ -93,10 +100,13 @@ class Faults:
     # --- frames ---------------------------------------------------------------------------------
 
     def corrupt(self, stream: str, text: str) -> list[str]:
-        """What a connection sends instead of `text`: itself, a truncated copy, or garbage then itself."""
+        """What a connection sends instead of `text`: itself, a truncated copy, garbage then itself, or
+        itself padded past a client's frame size limit."""
         if not stream.endswith("@trade"):
             return [text]
         self.trade_frames_seen += 1
+        if self._oversize_due():
+            return [self._padded(text)]
         if self.malformed > 0:
             self.malformed -= 1
         elif not (self.malformed_every and self.trade_frames_seen % self.malformed_every == 0):
@@ -113,6 +123,20 @@ class Faults:
         while end < len(text) and text[end].isdigit():
             end += 1
         return [text[: start + (end - start) // 2]]
+
+    def _oversize_due(self) -> bool:
+        if self.oversize > 0:
+            self.oversize -= 1
+        elif not (self.oversize_every and self.trade_frames_seen % self.oversize_every == 0):
+            return False
+        self.frames_oversized += 1
+        return True
+
+    def _padded(self, text: str) -> str:
+        # Whitespace before the payload's closing brace: still valid JSON of the same trade, so only
+        # its size can be refused, and a combined frame still ends in "}}".
+        cut = 2 if text.endswith("}}") else 1
+        return text[:-cut] + " " * max(0, self.oversize_bytes - len(text)) + text[-cut:]
 
     # --- REST -----------------------------------------------------------------------------------
 
@@ -134,6 +158,7 @@ class Faults:
             "trades_skipped": self.trades_skipped,
             "agg_trades_skipped": self.agg_trades_skipped,
             "frames_corrupted": self.frames_corrupted,
+            "frames_oversized": self.frames_oversized,
             "connections_dropped": self.connections_dropped,
             "errors_sent": self.errors_sent,
             "rest_requests": [

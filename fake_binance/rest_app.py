@@ -395,6 +395,11 @@ def control_routes(exchange: Exchange, streams: StreamServer | None) -> list[Rou
         faults.malformed += int(body.get("count", 1))
         return {"malformed": faults.malformed, "mode": mode}
 
+    def oversize(body: dict[str, Any]) -> dict[str, Any]:
+        faults.oversize_bytes = int(body.get("bytes", faults.oversize_bytes))
+        faults.oversize += int(body.get("count", 1))
+        return {"oversize": faults.oversize, "bytes": faults.oversize_bytes}
+
     def error_reply(body: dict[str, Any]) -> dict[str, Any]:
         code = int(body.get("code", 2))
         msg = str(body.get("msg", "Invalid request: fake error reply"))
@@ -433,6 +438,7 @@ def control_routes(exchange: Exchange, streams: StreamServer | None) -> list[Rou
         Route("/fake/freeze-connections", control(freeze), methods=["POST"]),
         Route("/fake/gap", control(gap), methods=["POST"]),
         Route("/fake/malformed", control(malformed), methods=["POST"]),
+        Route("/fake/oversize", control(oversize), methods=["POST"]),
         Route("/fake/error-reply", control(error_reply), methods=["POST"]),
         Route("/fake/rate-limit", control(rate_limit), methods=["POST"]),
         Route("/fake/page-cap", control(page_cap), methods=["POST"]),

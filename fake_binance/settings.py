@@ -40,6 +40,8 @@ class FakeBinanceSettings(BaseSettings):
     gap_every: int = Field(0, ge=0, description="leave 1 in N trades (and their aggTrade) out of the streams")
     malformed_every: int = Field(0, ge=0, description="corrupt 1 in N trade frames (0: never)")
     malformed_mode: str = Field("truncate", description="truncate (frame cut short) or garbage (junk frame first)")
+    oversize_every: int = Field(0, ge=0, description="pad 1 in N trade frames to oversize_bytes (0: never)")
+    oversize_bytes: int = Field(2**21, ge=1, description="size of an oversized frame (over the usual 1 MiB limit)")
     error_reply_every_s: float = Field(0.0, ge=0, description='send {"code","msg"} error frames this often')
     rest_429_every: int = Field(0, ge=0, description="answer 1 in N REST requests with 429 (0: never)")
     rest_retry_after_s: int = Field(1, ge=0, description="Retry-After of forced 429/418 answers")

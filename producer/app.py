@@ -9,7 +9,14 @@ from collections.abc import Callable
 
 import orjson
 
-from producer.backfill import Backfiller, BinanceRest, SymbolError, check_symbols, request_weight_limit
+from producer.backfill import (
+    Backfiller,
+    BinanceRest,
+    SymbolError,
+    check_symbols,
+    request_weight_limit,
+    startup_exchange_info,
+)
 from producer.binance_ws import Shard
 from producer.frames import TRACKED_ID_FIELDS, stream_type, tracked_id
 from producer.gaps import GapTracker
@@ -149,7 +156,7 @@ async def _lookback(settings: ProducerSettings, backfiller: Backfiller) -> None:
 
 async def _validate(rest: BinanceRest, settings: ProducerSettings) -> int:
     """Checks the symbols against exchangeInfo; returns the REST weight limit per minute."""
-    info = await asyncio.to_thread(rest.exchange_info)
+    info = await startup_exchange_info(rest, settings.reconnect_min_s, settings.reconnect_max_s)
     check_symbols(info, settings.symbols)
     return request_weight_limit(info)
 

@@ -47,6 +47,8 @@ _KLINE_MS = {
     "1M": 2_678_400_000,
 }
 _TRANSIENT_ATTEMPTS = 5
+# Binance's longest IP ban (418) is 3 days: a longer Retry-After is not believed.
+MAX_RETRY_AFTER_S = 3 * 86400.0
 # The id field of each REST record type.
 REST_ID_FIELDS = {"trade": "id", "aggTrade": "a"}
 
@@ -139,6 +141,50 @@ class BinanceRest:
             symbol=symbol, interval=interval, startTime=start_time, endTime=end_time, limit=limit
         )
         return page
+
+
+async def startup_exchange_info(rest: BinanceRest, reconnect_min_s: float, reconnect_max_s: float) -> dict[str, Any]:
+    """exchangeInfo for the start-up checks, asked until Binance answers.
+
+    Even this first request may be refused: a 429 when the IP's weight is used up (by an earlier
+    run, or another process on the same IP), a 418 when the IP is banned. Either is waited out,
+    Retry-After in full (Binance escalates the bans of clients that retry sooner), bounded only by
+    Binance's longest ban, and the request repeated; transient errors are retried with backoff
+    like every REST call. Any other error is raised.
+    """
+    refusals = 0
+    transient = 0
+    while True:
+        try:
+            return await asyncio.to_thread(rest.exchange_info)
+        except BinanceAPIException as error:
+            if error.status_code not in (429, 418):
+                raise
+            # No Retry-After (or 0): at least a growing backoff, so a refusing server is not hammered.
+            backoff = backoff_delay(refusals, reconnect_min_s, reconnect_max_s)
+            refusals += 1
+            if error.status_code == 429:
+                delay = min(MAX_RETRY_AFTER_S, max(backoff, retry_after_s(error, default=0.0)))
+                log.warning(
+                    "REST 429 on exchangeInfo at start: rate limited, honouring Retry-After, then asking again",
+                    extra={"retry_after_s": round(delay, 2), "refusals": refusals, "binance_msg": error.message},
+                )
+            else:
+                delay = min(MAX_RETRY_AFTER_S, max(backoff, retry_after_s(error, default=120.0)))
+                log.critical(
+                    "REST 418 on exchangeInfo at start: this IP is BANNED by Binance; starting when the ban ends",
+                    extra={"retry_after_s": round(delay, 2), "refusals": refusals, "binance_msg": error.message},
+                )
+        except (BinanceRequestException, requests.RequestException) as error:
+            if transient >= _TRANSIENT_ATTEMPTS:
+                raise
+            delay = backoff_delay(transient, reconnect_min_s, reconnect_max_s)
+            transient += 1
+            log.warning(
+                "REST request failed, retrying",
+                extra={"request": "exchangeInfo", "error": repr(error), "retry_in_s": round(delay, 2)},
+            )
+        await asyncio.sleep(delay)
 
 
 # --- the backfill worker ------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import websockets
 from websockets.asyncio.client import ClientConnection
+from websockets.frames import CloseCode
 
 from producer.frames import SERVER_SHUTDOWN_STREAM, stream_of
 from producer.limits import AttemptBudget, backoff_delay, combined_stream_url
@@ -84,7 +85,7 @@ class Shard:
             ping_interval=self.settings.ping_interval_s,
             ping_timeout=self.settings.ping_timeout_s,
             close_timeout=2,
-            max_size=2**22,
+            max_size=self.settings.ws_max_frame_bytes,
             # Frames buffered ahead of the reader before TCP backpressure: enough for bursts.
             max_queue=4096,
             # Binance sends uncompressed frames; not offering deflate saves CPU with any server.
@@ -126,6 +127,18 @@ class Shard:
                     link.server_shutdown.set()
         except websockets.ConnectionClosed as closed:
             link.end_reason = f"closed: code={closed.rcvd.code if closed.rcvd else None} {closed!s}"
+            if closed.sent is not None and closed.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                link.end_reason = f"frame over {self.settings.ws_max_frame_bytes} bytes: {closed.sent.reason}"
+                log.error(
+                    "frame over PRODUCER_WS_MAX_FRAME_BYTES: connection closed (1009); reconnecting, and the ids"
+                    " it carried are backfilled over REST",
+                    extra={
+                        "shard": self.index,
+                        "connection_id": link.connection_id,
+                        "max_frame_bytes": self.settings.ws_max_frame_bytes,
+                        "detail": closed.sent.reason,
+                    },
+                )
         except Exception as error:
             link.end_reason = f"error: {error!r}"
             log.exception("reader failed", extra={"shard": self.index, "connection_id": link.connection_id})

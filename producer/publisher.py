@@ -7,6 +7,7 @@ from collections.abc import Callable
 from confluent_kafka import KafkaError, Message, Producer
 
 from producer.frames import SERVER_SHUTDOWN_STREAM
+from producer.settings import KAFKA_MESSAGE_MAX_BYTES
 from schemas.topics import Header, Source, message_key
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,8 @@ class RawPublisher:
                 # below, not a timer, decides when a message is given up (and backfilled later).
                 "message.timeout.ms": 0,
                 "queue.buffering.max.messages": buffer_max_messages,
+                # Its default, written out: the WebSocket frame limit (settings) is derived from it.
+                "message.max.bytes": KAFKA_MESSAGE_MAX_BYTES,
                 # Small batches: a few ms of latency buys large throughput gains.
                 "linger.ms": 5,
                 "compression.type": "lz4",

@@ -13,6 +13,11 @@ KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h",
 PLAIN_STREAM_TYPES = ("trade", "aggTrade", "bookTicker")
 # Binance: at most 1024 streams on one connection.
 MAX_STREAMS_PER_CONNECTION = 1024
+# librdkafka's default message.max.bytes, which the publisher sets: the largest raw message,
+# frame plus key and headers, that produce() accepts.
+KAFKA_MESSAGE_MAX_BYTES = 1_000_000
+# Room left in a message for its key and headers (stream name, source, time, connection id).
+KAFKA_HEADER_ROOM_BYTES = 1024
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 _DURATION_UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
@@ -87,6 +92,17 @@ class ProducerSettings(BaseSettings):
     ping_interval_s: float = Field(default=20.0, gt=0, description="our keepalive ping period")
     ping_timeout_s: float = Field(default=20.0, gt=0, description="a connection whose pong is this late is dead")
     open_timeout_s: float = Field(default=10.0, gt=0, description="WebSocket handshake timeout")
+    # Binance's frames are a few hundred bytes. A frame must fit in one Kafka message: a larger one
+    # accepted here would fail in produce() after its id was counted as received, so it would never
+    # be backfilled. Refused here instead (websockets closes the connection with 1009), its
+    # connection is replaced and the ids it carried are fetched over REST. The bound also caps the
+    # memory of the frames queued ahead of the reader.
+    ws_max_frame_bytes: int = Field(
+        default=2**19,
+        ge=4096,
+        le=KAFKA_MESSAGE_MAX_BYTES - KAFKA_HEADER_ROOM_BYTES,
+        description="largest WebSocket frame accepted; a larger one closes the connection, its ids are backfilled",
+    )
     reconnect_min_s: float = Field(default=0.5, gt=0, description="first reconnect delay (doubles, with jitter)")
     reconnect_max_s: float = Field(default=30.0, gt=0, description="largest reconnect delay")
 

@@ -9,6 +9,7 @@ Every wait is a poll with a deadline.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -368,6 +369,98 @@ def test_rest_429_is_waited_out_and_418_stops_backfilling(start_fake: Any, topic
     time.sleep(1.0)  # room for a (wrong) request to show up; the assertion below does not depend on timing
     assert [r for r in backfilled() if r["at"] > banned_at] == [], "no REST request during the ban"
     assert producer.process.poll() is None, producer.log()
+
+
+def exchange_info_requests(fake: Fake) -> list[dict[str, Any]]:
+    return [r for r in fake.state()["rest_requests"] if r["path"] == "/api/v3/exchangeInfo"]
+
+
+@pytest.mark.parametrize(("status", "refusals", "retry_after_s"), [(429, 2, 1), (418, 1, 2)])
+def test_a_refused_first_exchange_info_is_waited_out_then_asked_again(
+    start_fake: Any, topic: Topic, run_producer: Any, status: int, refusals: int, retry_after_s: int
+) -> None:
+    # The very first request, the symbol check, is refused: a 429 (weight used up), a 418 (IP ban).
+    fake = start_fake(trades_per_second=40, max_trades=120)
+    fake.control("rate-limit", status=status, count=refusals, retry_after_s=retry_after_s)
+    producer = run_producer(fake, topic.name, PRODUCER_STREAM_TYPES="trade")
+    wait_until(lambda: fake.state()["connections_open"] == 1, 30, "the producer's connection after the refusals")
+    asked = exchange_info_requests(fake)
+    assert [r["status"] for r in asked] == [status] * refusals + [200]
+    for before, after in itertools.pairwise(asked):
+        assert after["at"] - before["at"] >= retry_after_s, "Retry-After honoured"
+    logged = [line for line in producer.log_lines() if line.get("message", "").startswith(f"REST {status} on")]
+    assert len(logged) == refusals, producer.log()
+    assert {line["levelname"] for line in logged} == {"WARNING" if status == 429 else "CRITICAL"}
+    assert {line["retry_after_s"] for line in logged} == {retry_after_s}
+    wait_until(lambda: fake.state()["market_done"], 30, "the fake's last trade")
+    assert_complete(fake, topic, kinds=("trade",))
+    assert producer.stop() == 0
+
+
+def test_unknown_symbols_still_stop_the_producer_after_a_429(start_fake: Any, run_producer: Any) -> None:
+    fake = start_fake()
+    fake.control("rate-limit", status=429, count=1, retry_after_s=1)
+    producer = run_producer(fake, "unused", PRODUCER_SYMBOLS="BTCUSDT,NOSUCHPAIR")
+    wait_until(partial(exited, producer), 30, "the producer to exit")
+    assert producer.process.returncode == 2
+    assert [r["status"] for r in exchange_info_requests(fake)] == [429, 200]
+    errors = [line for line in producer.log_lines() if line.get("levelname") == "ERROR"]
+    assert errors and "NOSUCHPAIR" in errors[0]["reason"], producer.log()
+
+
+def test_an_oversized_frame_closes_the_connection_and_its_trades_come_over_rest(
+    start_fake: Any, topic: Topic, run_producer: Any, tmp_path: Path
+) -> None:
+    record_path = tmp_path / "trades.jsonl"
+    fake = start_fake(trades_per_second=60, max_trades=300, record_path=record_path)
+    producer = run_producer(fake, topic.name, PRODUCER_STREAM_TYPES="trade")
+    wait_until(lambda: len(topic.read()) >= 20, 20, "trades flowing")
+    accepted = fake.state()["connections_accepted"]
+    # One trade frame padded to 2 MiB: over the producer's limit (PRODUCER_WS_MAX_FRAME_BYTES, 512 KiB).
+    fake.control("oversize", count=1, bytes=2 * 1024 * 1024)
+    wait_until(partial(reconnected, fake, accepted), 20, "a reconnect after the oversized frame")
+    assert fake.state()["frames_oversized"] == 1
+    wait_until(lambda: fake.state()["market_done"], 30, "the fake's last trade")
+
+    # Ground truth: every trade the fake emitted, from its record file.
+    emitted = [orjson.loads(line) for line in record_path.read_text().splitlines()]
+    assert len(emitted) == 2 * 300
+    for symbol in SYMBOLS:
+        truth = {p["t"]: p for p in emitted if p["s"] == symbol}
+
+        def complete(symbol: str = symbol, truth: dict[int, Any] = truth) -> bool:
+            found = ids_in_kafka(topic.read(), symbol, "trade")
+            return set(truth) <= found["ws"] | found["rest"]
+
+        wait_until(complete, 30, f"every {symbol} trade in Kafka", interval_s=0.1)
+    # The oversized frame's trade, and whatever was sent while the connection was down, came over
+    # REST, with the values the fake traded.
+    truth = {(p["s"], p["t"]): p for p in emitted}
+    over_rest = {}
+    for message in topic.read():
+        if message.source == "rest" and message.stream.endswith("@trade"):
+            record = orjson.loads(message.value)
+            over_rest[(message.stream.partition("@")[0].upper(), record["id"])] = record
+    via_ws = {(s, t) for s in SYMBOLS for t in ids_in_kafka(topic.messages, s, "trade")["ws"]}
+    missed = set(truth) - via_ws
+    assert missed and missed <= set(over_rest), "the trades the stream missed were backfilled"
+    for key in missed:
+        record, payload = over_rest[key], truth[key]
+        assert (record["price"], record["qty"], record["time"], record["isBuyerMaker"]) == (
+            payload["p"],
+            payload["q"],
+            payload["T"],
+            payload["m"],
+        ), key
+    assert max(len(m.value) for m in topic.messages) < 2**19, "the oversized frame was never published"
+
+    lines = producer.log_lines()
+    refused = [line for line in lines if line.get("message", "").startswith("frame over PRODUCER_WS_MAX_FRAME_BYTES")]
+    assert len(refused) == 1 and refused[0]["levelname"] == "ERROR", producer.log()
+    assert refused[0]["max_frame_bytes"] == 2**19
+    lost = [line for line in lines if line.get("message") == "connection lost, reconnecting"]
+    assert len(lost) == 1 and lost[0]["reason"].startswith("frame over 524288 bytes"), lost
+    assert producer.stop() == 0
 
 
 def test_unknown_or_halted_symbols_stop_the_producer_with_their_names(start_fake: Any, run_producer: Any) -> None:

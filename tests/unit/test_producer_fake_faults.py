@@ -51,6 +51,20 @@ def test_garbage_comes_before_the_intact_frame_and_only_on_trade_streams() -> No
         raise AssertionError("garbage must not parse")
 
 
+def test_oversized_frames_are_the_same_trade_padded_to_the_size_asked() -> None:
+    faults = Faults(oversize=1, oversize_bytes=2**21)
+    text = trade_frame(42)
+    assert faults.corrupt("btcusdt@aggTrade", "{}") == ["{}"], "trade streams only"
+    [padded] = faults.corrupt("btcusdt@trade", text)
+    assert len(padded) == 2**21 and padded.endswith("}}")
+    assert orjson.loads(padded) == orjson.loads(text), "valid JSON of the same trade"
+    assert faults.corrupt("btcusdt@trade", text) == [text], "only as many as asked, the rest byte for byte"
+    standing = Faults(oversize_every=3, oversize_bytes=5000)
+    sizes = [len(standing.corrupt("btcusdt@trade", text)[0]) for _ in range(6)]
+    assert sizes == [len(text), len(text), 5000] * 2
+    assert standing.frames_oversized == 2
+
+
 def test_forced_rest_refusals_then_the_standing_rate() -> None:
     faults = Faults(forced_status=418, forced_count=1, forced_retry_after_s=30, rest_429_every=3)
     assert faults.rest_override() == (418, 30)
@@ -59,7 +73,15 @@ def test_forced_rest_refusals_then_the_standing_rate() -> None:
 
 def test_settings_carry_the_standing_faults() -> None:
     settings = FakeBinanceSettings.model_validate(
-        {"gap_every": 5, "malformed_every": 7, "rest_429_every": 11, "rest_page_cap": 100}
+        {
+            "gap_every": 5,
+            "malformed_every": 7,
+            "rest_429_every": 11,
+            "rest_page_cap": 100,
+            "oversize_every": 13,
+            "oversize_bytes": 3_000_000,
+        }
     )
     faults = Faults.from_settings(settings)
     assert (faults.skip_every, faults.malformed_every, faults.rest_429_every, faults.page_cap) == (5, 7, 11, 100)
+    assert (faults.oversize_every, faults.oversize_bytes) == (13, 3_000_000)

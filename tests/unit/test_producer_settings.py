@@ -1,15 +1,30 @@
 """Producer settings from the environment and flags, and the start-up symbol check."""
 
+import asyncio
 import json
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
+from binance.exceptions import BinanceAPIException
 from pydantic import ValidationError
 from pydantic_settings import CliApp
 
-from producer.backfill import SymbolError, check_symbols, request_weight_limit, retry_after_s
-from producer.settings import KLINE_INTERVALS, ProducerSettings, parse_duration_s
+from producer.backfill import (
+    MAX_RETRY_AFTER_S,
+    SymbolError,
+    check_symbols,
+    request_weight_limit,
+    retry_after_s,
+    startup_exchange_info,
+)
+from producer.settings import (
+    KAFKA_HEADER_ROOM_BYTES,
+    KAFKA_MESSAGE_MAX_BYTES,
+    KLINE_INTERVALS,
+    ProducerSettings,
+    parse_duration_s,
+)
 
 EXCHANGE_INFO = Path(__file__).resolve().parents[1] / "fixtures/binance/recorded-exchangeInfo-2021-10-12.json"
 
@@ -69,6 +84,12 @@ def test_defaults_respect_binance_limits() -> None:
         ProducerSettings(max_streams_per_connection=1025)
 
 
+def test_a_frame_accepted_from_the_websocket_fits_in_a_kafka_message() -> None:
+    assert ProducerSettings().ws_max_frame_bytes + KAFKA_HEADER_ROOM_BYTES <= KAFKA_MESSAGE_MAX_BYTES
+    with pytest.raises(ValidationError):
+        ProducerSettings(ws_max_frame_bytes=KAFKA_MESSAGE_MAX_BYTES)
+
+
 def test_symbol_check_names_unknown_and_halted_symbols() -> None:
     info = json.loads(EXCHANGE_INFO.read_text())
     check_symbols(info, ["BTCUSDT", "ETHBTC"])
@@ -96,3 +117,38 @@ def test_retry_after_is_read_from_the_response() -> None:
     assert retry_after_s(Error(), default=1.0) == 7.0
     Response.headers = {}
     assert retry_after_s(Error(), default=1.0) == 1.0
+
+
+class RefusingRest:
+    """exchangeInfo refused with each of `refusals` ((status, Retry-After or None)), then answered."""
+
+    def __init__(self, refusals: list[tuple[int, str | None]]) -> None:
+        self.refusals = refusals
+
+    def exchange_info(self) -> dict[str, Any]:
+        if not self.refusals:
+            return {"symbols": []}
+        status, retry_after = self.refusals.pop(0)
+
+        class Response:
+            headers = {"Retry-After": retry_after} if retry_after is not None else {}
+            text = '{"code":-1003,"msg":"Too much request weight used"}'
+
+        raise BinanceAPIException(Response(), status, Response.text)
+
+
+def test_refusals_of_the_first_exchange_info_are_waited_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    rest = RefusingRest([(429, "7"), (418, None), (429, "0"), (429, "999999999")])
+    info = asyncio.run(startup_exchange_info(rest, 0.5, 30.0))  # type: ignore[arg-type]
+    assert info == {"symbols": []}
+    # Retry-After in full; a ban without one: Binance's shortest (2 min); 0: a backoff; absurd: capped.
+    assert waits[0] == 7.0 and waits[1] == 120.0 and 0.5 <= waits[2] <= 30.0
+    assert waits[3] == MAX_RETRY_AFTER_S
+    with pytest.raises(BinanceAPIException):
+        asyncio.run(startup_exchange_info(RefusingRest([(400, None)]), 0.5, 30.0))  # type: ignore[arg-type]
