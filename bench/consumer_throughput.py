@@ -24,6 +24,8 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from multiprocessing.context import BaseContext
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import psycopg2
@@ -45,7 +47,8 @@ from consumer.settings import ConsumerSettings  # noqa: E402
 from consumer.sink import DeadLetterRow, RowsByTable, Sink, Written, copy_text  # noqa: E402
 from consumer.symbols import SymbolRegistry  # noqa: E402
 
-SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBBTC")
+SYMBOLS = ("BTCUSDT", "ETHUSDT", "BNBBTC", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "LTCBTC")
+PARTITIONS = 4  # each symbol always on the same one, two symbols each: consumers get equal shares
 T0_MS = 1_763_800_000_000  # 2025-11-22, a realistic epoch
 
 
@@ -101,7 +104,9 @@ def produce_all(bootstrap: str, topic: str, count: int) -> float:
         symbol = SYMBOLS[trade_id % len(SYMBOLS)]
         while True:
             try:
-                producer.produce(topic, frame(symbol, trade_id), key=symbol.encode())
+                producer.produce(
+                    topic, frame(symbol, trade_id), key=symbol.encode(), partition=SYMBOLS.index(symbol) % PARTITIONS
+                )
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -167,27 +172,104 @@ class MeasuredConsumer(RawConsumer):
     def _finish_pending(self, retry: bool = True) -> None:
         pending = self._pending
         super()._finish_pending(retry)
-        if pending is None:
+        if not pending:
             return
         offsets_ms = time.time() * 1000
         self.last_commit_at = time.perf_counter()
-        rows = pending[0].rows
-        appended = self._appended_ms.pop(id(rows))
-        assert isinstance(self.sink, TimedSink)
-        rows_ms = self.sink.committed_ms.pop(id(rows))
-        self.row_latencies_ms.extend(rows_ms - at for at in appended)
-        self.offset_latencies_ms.extend(offsets_ms - at for at in appended)
-        self.processed += len(appended)
-        self.batch_sizes.append(len(appended))
+        for batch, writer, _ in pending:
+            appended = self._appended_ms.pop(id(batch.rows))
+            sink = self.sinks[writer]
+            assert isinstance(sink, TimedSink)
+            rows_ms = sink.committed_ms.pop(id(batch.rows))
+            self.row_latencies_ms.extend(rows_ms - at for at in appended)
+            self.offset_latencies_ms.extend(offsets_ms - at for at in appended)
+            self.processed += len(appended)
+            self.batch_sizes.append(len(appended))
         if self.processed >= self.expected:
             self.stopping.set()
 
 
 def run_consumer(settings: ConsumerSettings, expected: int) -> MeasuredConsumer:
     registry = SymbolRegistry(settings.database_url, lambda: {"symbols": [{"symbol": s} for s in SYMBOLS]})
-    consumer = MeasuredConsumer(settings, TimedSink(settings.database_url), registry, expected=expected)
+    sinks = [TimedSink(settings.database_url) for _ in range(settings.writers)]
+    consumer = MeasuredConsumer(settings, sinks, registry, expected=expected)
     consumer.run()
     return consumer
+
+
+class SharedProgress:
+    """What one consumer process reports to the parent, in shared memory."""
+
+    def __init__(self, context: BaseContext) -> None:
+        self.processed = context.Value("q", 0)
+        self.first_batch_at = context.Value("d", 0.0)  # time.monotonic(): one clock for all processes
+        self.last_commit_at = context.Value("d", 0.0)
+
+
+def consumer_process(settings_json: str, progress: SharedProgress, stop: EventType) -> None:
+    """One consumer process of a group, as `python -m consumer` runs it, until told to stop."""
+    tune_garbage_collector()
+    settings = ConsumerSettings.model_validate_json(settings_json)
+
+    class Reporting(MeasuredConsumer):
+        def _finish_pending(self, retry: bool = True) -> None:
+            super()._finish_pending(retry)
+            if self.first_batch_at is not None and not progress.first_batch_at.value:
+                progress.first_batch_at.value = time.monotonic() - (time.perf_counter() - self.first_batch_at)
+            progress.processed.value = self.processed
+            progress.last_commit_at.value = time.monotonic()
+
+    registry = SymbolRegistry(settings.database_url, lambda: {"symbols": [{"symbol": s} for s in SYMBOLS]})
+    sinks = [TimedSink(settings.database_url) for _ in range(settings.writers)]
+    consumer = Reporting(settings, sinks, registry, expected=2**62)
+
+    def stop_when_told() -> None:
+        stop.wait()
+        consumer.stopping.set()
+
+    threading.Thread(target=stop_when_told, daemon=True).start()
+    consumer.run()
+
+
+def run_consumer_processes(settings: ConsumerSettings, expected: int, count: int) -> float:
+    """`count` consumer processes in one group share the topic's partitions; returns the rows per
+    second from the first batch any of them read to the commit that completed the last row."""
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    progress = [SharedProgress(context) for _ in range(count)]
+    processes = [
+        context.Process(target=consumer_process, args=(settings.model_dump_json(), shares, stop)) for shares in progress
+    ]
+    for process in processes:
+        process.start()
+    deadline = time.monotonic() + 1800
+    while sum(p.processed.value for p in progress) < expected:
+        if time.monotonic() > deadline or not all(process.is_alive() for process in processes):
+            stop.set()
+            raise RuntimeError("consumer processes stopped or took too long")
+        time.sleep(0.05)
+    stop.set()
+    for process in processes:
+        process.join(60)
+    started = min(p.first_batch_at.value for p in progress if p.first_batch_at.value)
+    finished = max(p.last_commit_at.value for p in progress)
+    return float(expected / (finished - started))
+
+
+def vacuum(url: str) -> None:
+    connection = psycopg2.connect(libpq(url))
+    connection.autocommit = True  # VACUUM can't run inside a transaction
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) trades, trade_candles_1s, trade_candles_1m")
+    connection.close()
+
+
+def truncate_trades(url: str) -> None:
+    connection = psycopg2.connect(libpq(url))
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE trades, trade_candles_1s, trade_candles_1m")
+    connection.commit()
+    connection.close()
 
 
 def copy_ceiling(url: str, count: int) -> float:
@@ -244,7 +326,7 @@ def row_by_row(url: str, count: int) -> float:
     return count / elapsed
 
 
-def create_topic(bootstrap: str, partitions: int = 3, config: dict[str, str] | None = None) -> str:
+def create_topic(bootstrap: str, partitions: int = PARTITIONS, config: dict[str, str] | None = None) -> str:
     topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": bootstrap})
     admin.create_topics([NewTopic(topic, partitions, 1, config=config or {})])[topic].result()
@@ -260,6 +342,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--trades", type=int, default=2_000_000)
     parser.add_argument("--row-by-row-sample", type=int, default=5_000)
+    parser.add_argument(
+        "--processes", type=int, default=2, help="also run this many consumer processes in one group (0: skip)"
+    )
     parser.add_argument("--latency-rate", type=int, default=5_000)
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument(
@@ -300,6 +385,16 @@ def main() -> int:
             flush=True,
         )
 
+        if args.processes:
+            truncate_trades(database_url)
+            group = settings.model_copy(update={"group_id": f"bench-{uuid.uuid4().hex[:6]}"})
+            together = run_consumer_processes(group, args.trades, args.processes)
+            print(
+                f"{args.processes} consumer processes in one group: {args.trades:,} trades committed at "
+                f"{together:,.0f}/s sustained",
+                flush=True,
+            )
+
         ceiling = copy_ceiling(database_url, args.trades)
         print(f"raw COPY ceiling: {ceiling:,.0f} rows/s -> consumer at {sustained / ceiling:.0%} of it", flush=True)
 
@@ -310,6 +405,9 @@ def main() -> int:
             flush=True,
         )
 
+        # The bulk phases leave millions of new rows for autovacuum, which would otherwise run
+        # through the latency phase: do that maintenance first, as a steady-state system has.
+        vacuum(database_url)
         # LogAppendTime: each message's timestamp is when the broker appended it, i.e. when it
         # entered Kafka (a producer's CreateTime would also count its own start-up queueing).
         latency_topic = create_topic(bootstrap, config={"message.timestamp.type": "LogAppendTime"})

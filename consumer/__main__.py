@@ -23,7 +23,7 @@ def main() -> int:
     if settings.check_symbols:
         fetch = binance_exchange_info(settings.rest_base_url)
         registry = SymbolRegistry(settings.database_url, fetch, settings.symbol_refresh_s)
-    consumer = RawConsumer(settings, Sink(settings.database_url), registry)
+    consumer = RawConsumer(settings, [Sink(settings.database_url) for _ in range(settings.writers)], registry)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # Finish the batch in hand (write, commit) and leave the group; the loop checks this flag.

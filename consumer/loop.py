@@ -5,6 +5,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,9 +80,10 @@ def build_batch(messages: list[Message], known_symbols: frozenset[str] | None) -
 
 
 class RawConsumer:
-    def __init__(self, settings: ConsumerSettings, sink: Sink, registry: SymbolRegistry | None) -> None:
+    def __init__(self, settings: ConsumerSettings, sinks: Sequence[Sink], registry: SymbolRegistry | None) -> None:
+        """`sinks`: one per writer thread, each its own database connection."""
         self.settings = settings
-        self.sink = sink
+        self.sinks = list(sinks)
         self.registry = registry
         self.stopping = threading.Event()
         self.counts: Counter[str] = Counter()
@@ -95,6 +97,7 @@ class RawConsumer:
                 "auto.offset.reset": "earliest",
                 # Only read what the idempotent producer has fully committed to the log.
                 "isolation.level": "read_committed",
+                "session.timeout.ms": settings.session_timeout_ms,
             }
         )
         self._dlq = Producer(
@@ -105,9 +108,15 @@ class RawConsumer:
             }
         )
         self._dlq_failures = 0
-        # One writer thread: the database write of a batch overlaps the parsing of the next.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="db-writer")
-        self._pending: tuple[Batch, Future[Written]] | None = None
+        # The database write of a batch overlaps the parsing of the next. With several writers each
+        # takes the partitions of its own share (partition number modulo writers) on its own
+        # connection: their transactions run side by side, one's commit flush overlapping the
+        # other's work, and each partition's batches are still written in order.
+        self._writers = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"db-writer-{index}") for index, _ in enumerate(sinks)
+        ]
+        # The batch being written: one part per writer that has messages, with that writer's index.
+        self._pending: list[tuple[Batch, int, Future[Written]]] = []
         self._heartbeat = Heartbeat(settings.heartbeat_path)
         # Offsets this member committed last, per (topic, partition): the lag it reports.
         self._committed: dict[tuple[str, int], int] = {}
@@ -124,16 +133,16 @@ class RawConsumer:
                     num_messages=self.settings.batch_max_messages, timeout=self.settings.batch_max_wait_s
                 )
                 # Parsing this batch overlapped the database write of the previous one; now
-                # finish that (DLQ, offsets) before handing this one to the writer.
-                batch = self._parse(messages) if messages else None
+                # finish that (DLQ, offsets) before handing this one to the writers.
+                parts = self._parse_parts(messages)
                 self._finish_pending()
                 self._heartbeat.beat()
                 self._report_lag()
-                if batch is not None:
-                    self._pending = (batch, self._writer.submit(self.sink.write, batch.rows, batch.dead_letters))
+                self._submit(parts)
             self._finish_pending()
         finally:
-            self._writer.shutdown(wait=True)
+            for writer in self._writers:
+                writer.shutdown(wait=True)
             # close() leaves the group at once, so partitions move to other members without waiting
             # for a session timeout; it commits nothing (auto commit is off).
             self._consumer.close()
@@ -142,11 +151,23 @@ class RawConsumer:
 
     def process(self, messages: list[Message]) -> None:
         """Parses, writes, dead-letters and commits one batch, start to finish."""
-        self._pending = (
-            batch := self._parse(messages),
-            self._writer.submit(self.sink.write, batch.rows, batch.dead_letters),
-        )
+        self._submit(self._parse_parts(messages))
         self._finish_pending()
+
+    def _parse_parts(self, messages: list[Message]) -> list[tuple[int, Batch]]:
+        """The messages parsed into one batch per writer that has any, by partition."""
+        writers = len(self.sinks)
+        if writers == 1:
+            return [(0, self._parse(messages))] if messages else []
+        shares: list[list[Message]] = [[] for _ in range(writers)]
+        for message in messages:
+            shares[(message.partition() or 0) % writers].append(message)
+        return [(index, self._parse(share)) for index, share in enumerate(shares) if share]
+
+    def _submit(self, parts: list[tuple[int, Batch]]) -> None:
+        for index, batch in parts:
+            write = self._writers[index].submit(self.sinks[index].write, batch.rows, batch.dead_letters)
+            self._pending.append((batch, index, write))
 
     def _parse(self, messages: list[Message]) -> Batch:
         batch = build_batch(messages, self._known_symbols())
@@ -159,23 +180,27 @@ class RawConsumer:
     def _finish_pending(self, retry: bool = True) -> None:
         """Waits for the batch being written, then dead-letters its rejects and commits its offsets.
         Runs on the main thread: the Kafka consumer must not be used from two threads. Without
-        `retry` a failed write is given up (nothing committed: the messages are read again)."""
-        if self._pending is None:
-            return
-        batch, write = self._pending
-        self._pending = None
-        try:
-            written: Written | None = write.result()
-        except Exception as error:  # the database away, or any failure of this write
-            if not retry:
-                log.warning("write failed during a rebalance; its messages will be read again")
-                return
-            written = self._write_until_done(batch, error)
-        if written is None:
-            return  # stopping while the database was away: commit nothing, the batch is redelivered
-        self._dead_letter(batch.rejected)
-        self._commit(batch.next_offsets)
-        self._count(batch, written)
+        `retry` a failed write is given up (nothing committed: the messages are read again).
+        Parts hold disjoint partitions, so each part's offsets are committed only if its own
+        write was."""
+        pending, self._pending = self._pending, []
+        done: list[tuple[Batch, Written]] = []
+        for batch, index, write in pending:
+            try:
+                written: Written | None = write.result()
+            except Exception as error:  # the database away, or any failure of this write
+                if not retry:
+                    log.warning("write failed during a rebalance; its messages will be read again")
+                    continue
+                written = self._write_until_done(batch, index, error)
+            # None: stopping while the database was away; nothing committed, the part is redelivered.
+            if written is not None:
+                done.append((batch, written))
+        for batch, _ in done:
+            self._dead_letter(batch.rejected)
+        self._commit({key: offset for batch, _ in done for key, offset in batch.next_offsets.items()})
+        for batch, written in done:
+            self._count(batch, written)
 
     def _known_symbols(self) -> frozenset[str] | None:
         return self.registry.known if self.registry is not None else None
@@ -191,7 +216,7 @@ class RawConsumer:
                 return
             delay = min(self.settings.retry_max_s, delay * 2)
 
-    def _write_until_done(self, batch: Batch, error: Exception) -> Written | None:
+    def _write_until_done(self, batch: Batch, writer: int, error: Exception) -> Written | None:
         """Retries a failed write with backoff, partitions paused, until it succeeds or we stop."""
         attempt = 0
         while True:
@@ -200,12 +225,12 @@ class RawConsumer:
                 "database write failed, retrying",
                 extra={"error": str(error).splitlines()[0], "retry_in_s": delay, "rows": len(batch.rows)},
             )
-            self.sink.dispose()
+            self.sinks[writer].dispose()
             attempt += 1
             if self._wait_paused(delay):
                 return None
             try:
-                written = self.sink.write(batch.rows, batch.dead_letters)
+                written = self.sinks[writer].write(batch.rows, batch.dead_letters)
             except Exception as next_error:  # still failing: back off further
                 error = next_error
                 continue
@@ -259,7 +284,7 @@ class RawConsumer:
             lag = max(0, high - committed)
             rows.append(LagRow(self.settings.group_id, partition.topic, partition.partition, committed, high, lag))
         if rows:
-            future = self._writer.submit(self.sink.write_lag, rows)
+            future = self._writers[0].submit(self.sinks[0].write_lag, rows)
             future.add_done_callback(_log_failure)
 
     def _count(self, batch: Batch, written: Written) -> None:

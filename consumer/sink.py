@@ -160,6 +160,11 @@ ON CONFLICT (symbol, update_id) DO NOTHING
 """
 
 
+# psycopg2 reads a COPY's input in chunks of this size, taking the GIL back for each one. At its
+# 8 KiB default a batch took dozens of hand-overs, each waiting for the parsing thread to let go
+# of the GIL (up to its 5 ms switch interval): one read per batch instead.
+_COPY_CHUNK = 16 * 1024 * 1024
+
 # Statement names for PREPARE: constant SQL, planned once per connection.
 _PREPARED = {
     "move_trades": _MOVE_TRADES,
@@ -300,19 +305,21 @@ class Sink:
                 if dead_letters:
                     execute_values(cursor, _INSERT_DEAD_LETTERS, dead_letters)
                 if rows.trades:
-                    cursor.copy_expert("COPY trades_staging FROM STDIN", copy_text_trades(rows.trades))
+                    cursor.copy_expert("COPY trades_staging FROM STDIN", copy_text_trades(rows.trades), _COPY_CHUNK)
                     cursor.execute("EXECUTE move_trades")
                     written.trades = cursor.fetchone()[0]
                 if rows.agg_trades:
-                    cursor.copy_expert("COPY agg_trades_staging FROM STDIN", copy_text(rows.agg_trades))
+                    cursor.copy_expert("COPY agg_trades_staging FROM STDIN", copy_text(rows.agg_trades), _COPY_CHUNK)
                     cursor.execute("EXECUTE move_agg_trades")
                     written.agg_trades = cursor.rowcount
                 if rows.klines:
-                    cursor.copy_expert("COPY klines_staging FROM STDIN", copy_text(rows.klines))
+                    cursor.copy_expert("COPY klines_staging FROM STDIN", copy_text(rows.klines), _COPY_CHUNK)
                     cursor.execute("EXECUTE move_klines")
                     written.klines = cursor.rowcount
                 if rows.book_tickers:
-                    cursor.copy_expert("COPY book_tickers_staging FROM STDIN", copy_text(rows.book_tickers))
+                    cursor.copy_expert(
+                        "COPY book_tickers_staging FROM STDIN", copy_text(rows.book_tickers), _COPY_CHUNK
+                    )
                     cursor.execute("EXECUTE move_book_tickers")
                     written.book_tickers = cursor.rowcount
             connection.commit()

@@ -306,6 +306,13 @@ listen_addresses = '127.0.0.1'
 fsync = $durability
 synchronous_commit = $durability
 full_page_writes = $durability
+# Sized for the consumer's bulk writes, as docker-compose.yml sizes its postgres: more of the
+# tables in memory, and checkpoints (each followed by full-page images in the WAL) far apart.
+# shared_buffers takes effect when the cluster next starts, not on a reload.
+shared_buffers = 1GB
+max_wal_size = 8GB
+min_wal_size = 1GB
+checkpoint_timeout = 15min
 EOF
     pg_config_changed=1
     if [[ -f $conf_file ]] && cmp -s "$conf_file" "$conf_file.tmp"; then
