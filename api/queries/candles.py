@@ -6,7 +6,7 @@ offset): low, high and sums aggregate, open and close come from the first and la
 the bucket (each a primary key lookup), so a day of 1m candles reads 1,440 rows, not the trades.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,26 +25,28 @@ from sqlalchemy import (
 from sqlalchemy import (
     Interval as SqlInterval,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import intervals
-from api.candles import Candle, assemble, cap_by_rollup_rows
+from api.candles import Candle, RollupRow, assemble, cap_by_rollup_rows
 from api.intervals import Interval
 from api.params import EPOCH, from_ms, to_ms
-from schemas.tables import trade_candles_1m, trade_candles_1s, trades
+from schemas.tables import trade_candles_1m, trade_candles_1s
 
 
 def rollup_table(interval: Interval) -> Table:
     return trade_candles_1s if interval is Interval.S1 else trade_candles_1m
 
 
-async def trade_time_bounds(connection: AsyncConnection, symbol: str) -> tuple[datetime, datetime] | None:
-    """Times of the symbol's first and last stored trade: two probes of the time index."""
-    first = (
-        select(trades.c.trade_time).where(trades.c.symbol == symbol).order_by(trades.c.trade_time).limit(1)
-    ).scalar_subquery()
+async def traded_seconds(connection: AsyncConnection, symbol: str) -> tuple[datetime, datetime] | None:
+    """Open times of the symbol's first and last traded second: the first and last row of the
+    1-second rollup, two probes of its primary key (trades has no time index). Seconds are exact
+    enough: every kline boundary, whatever the interval and time zone offset, is a whole second."""
+    seconds = trade_candles_1s.c.open_time
+    first = (select(seconds).where(trade_candles_1s.c.symbol == symbol).order_by(seconds).limit(1)).scalar_subquery()
     last = (
-        select(trades.c.trade_time).where(trades.c.symbol == symbol).order_by(trades.c.trade_time.desc()).limit(1)
+        select(seconds).where(trade_candles_1s.c.symbol == symbol).order_by(seconds.desc()).limit(1)
     ).scalar_subquery()
     row = (await connection.execute(select(first.label("first"), last.label("last")))).one()
     if row.first is None:
@@ -76,45 +78,51 @@ def _bucket(interval: Interval, open_time: ColumnElement[datetime], offset_ms: i
     return func.date_bin(literal(stride, SqlInterval()), open_time, literal(origin - timedelta(milliseconds=offset_ms)))
 
 
-_DECIMALS = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "taker_buy_base_volume",
-    "taker_buy_quote_volume",
-)
-
-
 def _text(column: ColumnElement[Any]) -> ColumnElement[str]:
     """A NUMERIC as PostgreSQL prints it: exact, and far cheaper to fetch than a Decimal."""
     return cast(column, Text).label(column.key or "value")
 
 
+def _epoch_ms(moment: ColumnElement[datetime]) -> ColumnElement[int]:
+    """A time as epoch milliseconds, api/candles.py's unit: no datetime object per row."""
+    return cast(func.extract("epoch", moment) * 1000, BigInteger).label("open_ms")
+
+
+def _by_open(rows: Iterable[Row[Any]]) -> dict[int, RollupRow]:
+    # Positional rows, not mappings: a day of 1m candles is 17,000 values, and a lookup by name
+    # in SQLAlchemy's RowMapping cost more than the query. A Row is used as the tuple it is at
+    # runtime (its typing only knows Any).
+    by_open: dict[int, Any] = {row[0]: row for row in rows}
+    return by_open
+
+
 async def rollup_rows(
     connection: AsyncConnection, table: Table, symbol: str, start: datetime, stop: datetime
-) -> list[Any]:
-    """Rollup rows as they are (1s and 1m klines) with open time in [start, stop)."""
-    query = (
-        select(
-            table.c.open_time,
-            *(_text(table.c[name]) for name in _DECIMALS),
-            table.c.trade_count,
-            table.c.first_trade_id,
-            table.c.last_trade_id,
-        )
-        .where(table.c.symbol == symbol, table.c.open_time >= start, table.c.open_time < stop)
-        .order_by(table.c.open_time)
-    )
-    return list((await connection.execute(query)).mappings().all())
+) -> dict[int, RollupRow]:
+    """Rollup rows as they are (1s and 1m klines) with open time in [start, stop): open time
+    (epoch ms) -> api.candles.RollupRow."""
+    query = select(
+        _epoch_ms(table.c.open_time),
+        _text(table.c.open),
+        _text(table.c.high),
+        _text(table.c.low),
+        _text(table.c.close),
+        _text(table.c.volume),
+        _text(table.c.quote_volume),
+        table.c.trade_count,
+        _text(table.c.taker_buy_base_volume),
+        _text(table.c.taker_buy_quote_volume),
+        table.c.first_trade_id,
+        table.c.last_trade_id,
+    ).where(table.c.symbol == symbol, table.c.open_time >= start, table.c.open_time < stop)
+    return _by_open(await connection.execute(query))
 
 
 async def grouped_rollup_rows(
     connection: AsyncConnection, interval: Interval, symbol: str, start: datetime, stop: datetime, offset_ms: int
-) -> list[Any]:
-    """1-minute rollup rows in [start, stop) grouped into `interval` buckets."""
+) -> dict[int, RollupRow]:
+    """1-minute rollup rows in [start, stop) grouped into `interval` buckets: bucket open time
+    (epoch ms) -> api.candles.RollupRow."""
     table = trade_candles_1m
     bucketed = (
         select(table, _bucket(interval, table.c.open_time, offset_ms).label("bucket"))
@@ -140,29 +148,25 @@ async def grouped_rollup_rows(
         .cte("grouped")
     )
     first_row, last_row = table.alias("first_row"), table.alias("last_row")
-    query = (
-        select(
-            grouped.c.bucket.label("open_time"),
-            _text(first_row.c.open),
-            _text(grouped.c.high),
-            _text(grouped.c.low),
-            _text(last_row.c.close),
-            _text(grouped.c.volume),
-            _text(grouped.c.quote_volume),
-            _text(grouped.c.taker_buy_base_volume),
-            _text(grouped.c.taker_buy_quote_volume),
-            grouped.c.trade_count,
-            grouped.c.first_trade_id,
-            grouped.c.last_trade_id,
+    query = select(
+        _epoch_ms(grouped.c.bucket),
+        _text(first_row.c.open),
+        _text(grouped.c.high),
+        _text(grouped.c.low),
+        _text(last_row.c.close),
+        _text(grouped.c.volume),
+        _text(grouped.c.quote_volume),
+        grouped.c.trade_count,
+        _text(grouped.c.taker_buy_base_volume),
+        _text(grouped.c.taker_buy_quote_volume),
+        grouped.c.first_trade_id,
+        grouped.c.last_trade_id,
+    ).select_from(
+        grouped.join(first_row, and_(first_row.c.symbol == symbol, first_row.c.open_time == grouped.c.first_row)).join(
+            last_row, and_(last_row.c.symbol == symbol, last_row.c.open_time == grouped.c.last_row)
         )
-        .select_from(
-            grouped.join(
-                first_row, and_(first_row.c.symbol == symbol, first_row.c.open_time == grouped.c.first_row)
-            ).join(last_row, and_(last_row.c.symbol == symbol, last_row.c.open_time == grouped.c.last_row))
-        )
-        .order_by(grouped.c.bucket)
     )
-    return list((await connection.execute(query)).mappings().all())
+    return _by_open(await connection.execute(query))
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +193,7 @@ async def candles(
     None), the oldest `limit` with a start, else the newest; capped to `max_rollup_rows` rollup
     rows. With `history`, up to that many candles before the first are returned too (for
     indicators), not counted in `limit`."""
-    bounds = await trade_time_bounds(connection, symbol)
+    bounds = await traded_seconds(connection, symbol)
     if bounds is None:
         return CandleWindow([], None)
     data_first, data_last = to_ms(bounds[0]), to_ms(bounds[1])
@@ -206,10 +210,9 @@ async def candles(
     table = rollup_table(interval)
     start, stop = from_ms(every_open[0]), from_ms(following)
     if interval in (Interval.S1, Interval.M1):
-        rows = await rollup_rows(connection, table, symbol, start, stop)
+        by_open = await rollup_rows(connection, table, symbol, start, stop)
     else:
-        rows = await grouped_rollup_rows(connection, interval, symbol, start, stop, offset_ms)
-    by_open: Mapping[int, Any] = {to_ms(row["open_time"]): row for row in rows}
+        by_open = await grouped_rollup_rows(connection, interval, symbol, start, stop, offset_ms)
     previous_close = await close_before(connection, table, symbol, start)
     assembled = assemble(interval, every_open, by_open, previous_close, offset_ms)
     history_count = sum(1 for candle in assembled if candle.open_time < opens[0])

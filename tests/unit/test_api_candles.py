@@ -3,23 +3,21 @@
 from decimal import Decimal
 
 from api.binance_format import Precision, format_decimal, format_decimal_text, kline_row, precision_from_info
-from api.candles import assemble, cap_by_rollup_rows, moving_average
+from api.candles import RollupRow, assemble, cap_by_rollup_rows, moving_average
 from api.intervals import Interval
 from api.models import Agreement
 from api.reconcile import compare
 
 
-def row(price: str, count: int = 1) -> dict[str, object]:
-    return {
-        "open": price, "high": price, "low": price, "close": price, "volume": "1", "quote_volume": price,
-        "trade_count": count, "taker_buy_base_volume": "0", "taker_buy_quote_volume": "0",
-        "first_trade_id": 1, "last_trade_id": count,
-    }  # fmt: skip
+def row(open_time: int, price: str, count: int = 1) -> RollupRow:
+    # As api/queries/candles.py selects a rollup row: open time, open, high, low, close, volume,
+    # quote volume, trade count, taker buy base and quote volume, first and last trade id.
+    return (open_time, price, price, price, price, "1", price, count, "0", "0", 1, count)
 
 
 def test_gaps_are_flat_at_the_previous_close_and_nothing_exists_before_the_first_trade() -> None:
     opens = [0, 1000, 2000, 3000]
-    candles = assemble(Interval.S1, opens, {1000: row("10.5"), 3000: row("11")}, previous_close=None)
+    candles = assemble(Interval.S1, opens, {1000: row(1000, "10.5"), 3000: row(3000, "11")}, previous_close=None)
     assert [(c.open_time, c.close, c.trade_count, c.first_trade_id) for c in candles] == [
         (1000, "10.5", 1, 1),
         (2000, "10.5", 0, None),
@@ -56,7 +54,7 @@ def test_binance_formatting_uses_the_symbol_precision() -> None:
         2, 5, 3
     )
     assert precision_from_info(None) == Precision(8, 8, 8)
-    candle = assemble(Interval.M1, [60_000], {60_000: row("10.5")}, None)[0]
+    candle = assemble(Interval.M1, [60_000], {60_000: row(60_000, "10.5")}, None)[0]
     assert kline_row(candle, Precision(2, 3, 4)) == [
         60_000, "10.50", "10.50", "10.50", "10.50", "1.000", 119_999, "10.5000", 1, "0.000", "0.0000", "0",
     ]  # fmt: skip

@@ -30,6 +30,13 @@ def test_boundaries_agree_with_the_fake_exchange(interval: Interval, offset_ms: 
         assert intervals.previous_open_time(interval, opened, offset_ms) == reference.previous_open_time(
             interval.value, opened, offset_ms
         )
+    # The batch form, as assemble() uses it, over consecutive klines (a month's lengths vary).
+    opens = [intervals.open_time(interval, ms("2024-01-15T12:34:56.789"), offset_ms)]
+    for _ in range(40):
+        opens.append(intervals.next_open_time(interval, opens[-1], offset_ms))
+    assert intervals.close_times(interval, opens, offset_ms) == [
+        reference.close_time(interval.value, opened, offset_ms) for opened in opens
+    ]
 
 
 def test_weeks_open_on_monday_and_months_on_the_first() -> None:
