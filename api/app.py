@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.errors import Problem, install_error_handlers
 from api.live import PriceFeed, engine_poll
-from api.metrics import ApiMetrics, MetricsAndLimits
+from api.metrics import ApiMetrics, MetricsAndLimits, forget_dead_workers, shared_metrics_dir, worker_stopped
 from api.routes import binance_compat, candles, export, health, live, prices, reconcile, stats, status, symbols, web
 from api.settings import ApiSettings
 
@@ -37,7 +37,11 @@ def async_database_url(url: str) -> str:
 def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if metrics_dir is not None:
+            forget_dead_workers(metrics_dir)
         yield
+        if metrics_dir is not None:
+            worker_stopped(metrics_dir)
         await engine.dispose()
 
     app = FastAPI(
@@ -80,6 +84,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.engine = engine
     app.state.settings = settings
     app.state.registry = CollectorRegistry()
+    metrics_dir = shared_metrics_dir()
     metrics = ApiMetrics(app.state.registry, lambda: float(engine.sync_engine.pool.checkedout()))  # type: ignore[attr-defined]
     app.add_middleware(MetricsAndLimits, metrics=metrics, max_query_bytes=settings.max_query_string_bytes)
 

@@ -3,7 +3,8 @@
 The api has no Kafka access, so "live" means polling PostgreSQL. One background task asks for the
 newest trade of every symbol (one loose index scan, api/queries/prices.py) once per interval while
 at least one client listens, and none while nobody does; clients only wait on the feed's change
-event. However many pages are open, the database sees one query per interval.
+event. However many pages are open, the database sees one query per interval (from each api
+process: every worker has its own feed).
 
 A client that reads slowly never queues anything: it is sent the newest state whenever it is
 ready, so intermediate states are skipped rather than buffered.
@@ -33,7 +34,8 @@ POLL_INTERVAL_S = 1.0
 # While the database is away the poller backs off, doubling up to this.
 POLL_BACKOFF_MAX_S = 10.0
 # SSE connections held at once (each holds a connection slot under uvicorn's limit_concurrency,
-# 200 by default): beyond this a client gets a 503 and its page retries later.
+# 200 by default): beyond this a client gets a 503 and its page retries later. Per api process,
+# as limit_concurrency is: with API_WORKERS processes, that many times both.
 MAX_CLIENTS = 100
 POLL_FAILED = "database unavailable"
 

@@ -1,15 +1,63 @@
 """Prometheus metrics and request limits, as one plain ASGI middleware (no per-request task or
-body buffering, unlike Starlette's BaseHTTPMiddleware: it sits in front of every request)."""
+body buffering, unlike Starlette's BaseHTTPMiddleware: it sits in front of every request).
 
+With several worker processes (API_WORKERS) the metrics are shared: prometheus_client's
+multiprocess mode, switched on by METRICS_DIR_VARIABLE in the environment before the worker
+starts. Each worker writes its values to files there, and /metrics, whichever worker answers it,
+adds up every worker's: counters and histograms over all workers that ever ran, the gauges over
+the live ones.
+"""
+
+import glob
+import os
+import re
 import time
 from collections.abc import Callable
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
 # Latency buckets around the aims (5 ms, 10 ms, 100 ms) and up to the statement timeout.
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def shared_metrics_dir() -> str | None:
+    """Where the workers' metrics files are, when the metrics are shared."""
+    return os.environ.get(METRICS_DIR_VARIABLE)
+
+
+def exposition_registry(registry: CollectorRegistry) -> CollectorRegistry:
+    """What /metrics prints: this app's metrics, or every worker's when they are shared."""
+    directory = shared_metrics_dir()
+    if directory is None:
+        return registry
+    every_worker = CollectorRegistry()
+    MultiProcessCollector(every_worker, directory)  # type: ignore[no-untyped-call]
+    return every_worker
+
+
+def forget_dead_workers(directory: str) -> None:
+    """Drops the live gauges (requests in flight, pool use) of workers that died without saying
+    so, so that a replaced worker's last values do not count forever."""
+    for path in glob.glob(os.path.join(directory, "gauge_live*_*.db")):
+        match = re.search(r"_(\d+)\.db$", path)
+        if match is None:
+            continue
+        pid = int(match.group(1))
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+        except PermissionError:
+            pass  # alive, someone else's
+
+
+def worker_stopped(directory: str) -> None:
+    mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
 
 
 class ApiMetrics:
@@ -24,9 +72,26 @@ class ApiMetrics:
             buckets=_BUCKETS,
             registry=registry,
         )
-        self.in_flight = Gauge("api_requests_in_flight", "Requests being answered", registry=registry)
-        pool = Gauge("api_db_connections_in_use", "Database connections checked out of the pool", registry=registry)
-        pool.set_function(pool_in_use)
+        # Shared, the gauges add up the live workers' values.
+        self.in_flight = Gauge(
+            "api_requests_in_flight", "Requests being answered", registry=registry, multiprocess_mode="livesum"
+        )
+        self.pool = Gauge(
+            "api_db_connections_in_use",
+            "Database connections checked out of the pool",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.shared = shared_metrics_dir() is not None
+        self._pool_in_use = pool_in_use
+        if not self.shared:
+            self.pool.set_function(pool_in_use)
+
+    def note_pool(self) -> None:
+        # Shared, another worker may answer the scrape and cannot ask this one's pool: the value
+        # as of this worker's latest request is written down instead.
+        if self.shared:
+            self.pool.set(self._pool_in_use())
 
 
 class MetricsAndLimits:
@@ -65,6 +130,7 @@ class MetricsAndLimits:
             template = getattr(route, "path", None) or ("refused" if refusal else "unmatched")
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.duration.labels(template).observe(time.perf_counter() - started)
+            self.metrics.note_pool()
 
     def _refusal(self, scope: Scope) -> tuple[int, str] | None:
         if len(scope.get("query_string", b"")) > self.max_query_bytes:

@@ -32,13 +32,27 @@ class ApiSettings(BaseSettings):
     max_query_string_bytes: Annotated[int, Field(ge=256)] = 4096
     # Uvicorn answers 503 beyond this many connections and requests in flight.
     limit_concurrency: Annotated[int, Field(ge=1)] = 200
+    # The request line and headers (431 beyond; api/http_limits.py), as nginx's and Node's 16 KiB.
+    max_header_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024
+    # A request head must be complete this long after the connection opened, or after its first
+    # byte (408 beyond): otherwise slow clients could hold every connection `limit_concurrency` allows.
+    header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
+    # An idle keep-alive connection is closed after this long (uvicorn's timeout_keep_alive).
+    keep_alive_timeout_s: Annotated[int, Field(ge=1)] = 5
 
     # Range limits, so that no single request scans without bound.
     candles_max_limit: Annotated[int, Field(ge=1000)] = 5000
     candles_max_rollup_rows: Annotated[int, Field(ge=10_000)] = 1_500_000
-    stats_max_range_days: Annotated[float, Field(gt=0)] = 31.0
+    # Whole minutes come from the 1-minute rollup (api/queries/stats.py): a year is 527,040 rows at
+    # most, about 0.2 s, where 31 days of trades themselves could run past the statement timeout.
+    stats_max_range_days: Annotated[float, Field(gt=0)] = 366.0
     export_max_range_days: Annotated[float, Field(gt=0)] = 31.0
     export_json_max_limit: Annotated[int, Field(ge=1000)] = 10_000
     # A CSV export is one COPY statement, timed as a whole: room for a month of a busy symbol.
     export_timeout_ms: Annotated[int, Field(ge=1000)] = 600_000
     reconcile_max_range_s: Annotated[int, Field(ge=60)] = 6 * 3600
+
+    # Processes serving requests (uvicorn workers, under a supervisor that restarts one that dies).
+    # One process tops out at one core; each has its own database pool (db_pool_size +
+    # db_max_overflow connections), limit_concurrency and live price poller and stream cap.
+    workers: Annotated[int, Field(ge=1, le=64)] = 1

@@ -5,6 +5,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from api.deps import DbConnection
+from api.metrics import exposition_registry
 
 router = APIRouter(tags=["health"])
 
@@ -29,4 +30,4 @@ async def ready(connection: DbConnection) -> dict[str, str]:
 )
 async def metrics(request: Request) -> Response:
     """Prometheus text format: requests by route and status, latency histograms, pool use."""
-    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(exposition_registry(request.app.state.registry)), media_type=CONTENT_TYPE_LATEST)
