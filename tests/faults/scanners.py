@@ -210,6 +210,9 @@ class _Checker:
             return False
         if isinstance(node, ast.Name):
             values = self.locals.get(node.id)
+            if values is None and node.id in self.module.constants:
+                # A module-level statement, bound once (e.g. a SQLAlchemy select built at import).
+                values = [self.module.constants[node.id]]
             if values is None:  # a parameter: a query object handed in, or a string from anywhere
                 return False
             return all(self.safe_sql(value, depth + 1) or not _builds_text(value) for value in values)

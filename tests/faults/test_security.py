@@ -114,6 +114,12 @@ PLANTED_SQL = {
         def store(cursor, table, rows):
             execute_values(cursor, f"INSERT INTO {table} VALUES %s", rows)
     """,
+    "module-level text from the environment": """
+        import os
+        _SELECT = f"SELECT price FROM {os.environ['TABLE']}"
+        def price(cursor):
+            cursor.execute(_SELECT)
+    """,
     "sql.SQL of input": """
         def grant(cursor, role):
             cursor.execute(sql.SQL("GRANT SELECT ON trades TO {}").format(sql.SQL(role)))
@@ -138,6 +144,11 @@ ALLOWED_SQL = """
     async def latest(connection, symbol):
         query = select(trades.c.price).where(trades.c.symbol == symbol)
         return await connection.execute(query)
+
+    _OLDEST = select(trades.c.price).order_by(trades.c.trade_id).limit(1)
+
+    async def oldest(connection):
+        return await connection.execute(_OLDEST, {"symbol": "BTCUSDT"})
 """
 
 
