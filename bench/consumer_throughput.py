@@ -4,10 +4,12 @@
     .venv/bin/python bench/consumer_throughput.py [--trades 2000000] [--latency-seconds 20]
 
 Reports, in one run on one machine (so the ratios are meaningful even when the box is noisy):
-1. sustained consumer throughput for N trades, from Kafka to committed rows (offsets committed);
+1. sustained consumer throughput for N trades, from Kafka to committed rows (offsets committed),
+   for one consumer process and then for --processes of them in one group;
 2. the raw COPY rate of the same rows straight into an empty trades table (the ceiling);
 3. a row-by-row INSERT with a commit per row, as the reference tracker did, on a sample;
-4. end-to-end latency (message appended to Kafka -> its batch committed) at 5,000 messages/s.
+4. end-to-end latency at 5,000 messages/s: from the broker's append (LogAppendTime) to the row's
+   commit in PostgreSQL, and to its offset's commit in Kafka.
 Everything runs in its own database and topics, dropped at the end.
 """
 
