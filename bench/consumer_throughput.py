@@ -121,6 +121,11 @@ def produce_all(bootstrap: str, topic: str, count: int) -> float:
 def produce_paced(bootstrap: str, topic: str, rate: int, seconds: float, first_id: int) -> None:
     """Runs in a second process: `rate` messages a second, spread evenly, for `seconds`."""
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 0})
+    # Connected, with the topic's leaders known and an idempotent producer id, before the clock
+    # starts: otherwise the first few hundred messages wait in the producer and reach the broker
+    # as one burst, which measures the load generator's start-up, not the consumer.
+    producer.list_topics(topic, timeout=10)
+    producer.poll(1.0)
     started = time.perf_counter()
     sent = 0
     total = int(rate * seconds)
