@@ -48,6 +48,18 @@ def wait_until(condition: Callable[[], object], timeout_s: float, what: str, int
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what} (last error: {last_error!r})")
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 20) -> int:
+    """SIGTERM, then SIGKILL if it hasn't exited within `timeout_s`; returns its exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -148,15 +160,7 @@ class Services:
         return process
 
     def stop(self, name: str, timeout_s: float = 20) -> int:
-        process = self.processes.pop(name)
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        return process.returncode
+        return stop_process(self.processes.pop(name), timeout_s)
 
     def stop_all(self) -> None:
         for name in list(self.processes):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, wait_until
+from tests.conftest import REPO, free_port, stop_process, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -71,12 +71,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         wait_until(lambda: exchange(running, request()).startswith(b"HTTP/1.1 200"), 30, "the api to answer")
         yield running
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 10)
 
 
 def request(path: str = "/health", headers: dict[str, str] | None = None, close: bool = True) -> bytes:

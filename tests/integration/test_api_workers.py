@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port, wait_until
+from tests.conftest import REPO, free_port, stop_process, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -211,13 +211,7 @@ def start_api(log_path: Path) -> Iterator[Supervisor]:
             wait_until(lambda: supervisor.metrics(worker), 30, f"worker {worker} to answer")  # noqa: B023
         yield supervisor
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, 30)
 
 
 def test_connections_are_spread_and_metrics_count_every_workers_requests(api: Supervisor) -> None:

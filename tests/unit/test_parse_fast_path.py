@@ -4,7 +4,6 @@ broken and random frames, and the code versions of the schema patterns on random
 
 import json
 import re
-from typing import Any
 
 import msgspec
 import pytest
@@ -14,18 +13,7 @@ from hypothesis import strategies as st
 from consumer import parse
 from consumer.parse import Rejection, Row, Skipped, TradeRow, parse_message
 from schemas.messages import DecimalText, Symbol, is_decimal_text, is_symbol
-
-TRADE: dict[str, Any] = {
-    "e": "trade",
-    "E": 1672515782136,
-    "s": "BNBBTC",
-    "t": 12345,
-    "p": "0.00100000",
-    "q": "100.00000000",
-    "T": 1672515782134,
-    "m": True,
-    "M": True,
-}
+from tests.unit.test_parse import TRADE
 
 # Values chosen to sit on the edges of each rule: types, signs, zeros, exponents, whitespace and
 # newlines, non-ASCII digits, lengths at and past the limits, times past year 9999.
