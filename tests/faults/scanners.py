@@ -123,13 +123,22 @@ class SqlFinding:
 
 
 class _Module:
-    """Module-level names bound once to constant-derived values (SQL fragments, statement maps)."""
+    """Module-level names bound once to constant-derived values (SQL fragments, statement maps),
+    and, given the repository's root, the project modules it imports by name (`from pkg import
+    mod`), whose constants count as constants here too (mod.COLUMNS)."""
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, tree: ast.Module, root: Path | None = None, seen: frozenset[Path] = frozenset()) -> None:
         self.constants: dict[str, ast.expr] = {}
         self.functions = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        self.imported: dict[str, _Module] = {}
         assigned: dict[str, int] = {}
         for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and root is not None and node.module and not node.level:
+                for alias in node.names:
+                    path = root.joinpath(*node.module.split("."), f"{alias.name}.py")
+                    if path.is_file() and path not in seen:
+                        imported = _Module(ast.parse(path.read_text()), root, seen | {path})
+                        self.imported[alias.asname or alias.name] = imported
             if isinstance(node, ast.Assign):
                 targets, value = node.targets, node.value
             elif isinstance(node, ast.AnnAssign) and node.value is not None:
@@ -183,7 +192,15 @@ class _Checker:
         if isinstance(node, ast.List | ast.Tuple | ast.Set):
             return all(self.constant(element, deeper) for element in node.elts)
         if isinstance(node, ast.Subscript):
-            return self.constant(node.value, deeper) and self.constant(node.slice, deeper)
+            # Whatever the key, an element of a constant container is one of its constants.
+            return self.constant(node.value, deeper)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            # A constant of an imported project module, judged there.
+            imported = self.module.imported.get(node.value.id)
+            if imported is None:
+                return False
+            value = imported.constants.get(node.attr)
+            return value is not None and _Checker(imported, None).constant(value, deeper)
         if isinstance(node, ast.Name):
             if node.id in self.loop_sources:
                 return self.constant(self.loop_sources[node.id], deeper)
@@ -267,9 +284,11 @@ def _builds_text(node: ast.expr) -> bool:
     return isinstance(node, ast.Call) and _call_name(node.func) in ("format", "join")
 
 
-def find_sql_built_from_input(source: str, path: str = "<source>") -> list[SqlFinding]:
+def find_sql_built_from_input(source: str, path: str = "<source>", root: Path | None = None) -> list[SqlFinding]:
+    """SQL built from anything but constants. With `root`, constants of the project modules the
+    source imports by name count as constants."""
     tree = ast.parse(source)
-    module = _Module(tree)
+    module = _Module(tree, root)
     findings: list[SqlFinding] = []
     functions: list[ast.FunctionDef | ast.AsyncFunctionDef | None] = [None]
     functions += [node for node in ast.walk(tree) if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)]

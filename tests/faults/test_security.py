@@ -8,6 +8,7 @@ in any log of the fault runs.
 
 import subprocess
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -161,10 +162,36 @@ def test_the_sql_scan_allows_constants_bound_parameters_and_composition() -> Non
     assert find_sql_built_from_input(textwrap.dedent(ALLOWED_SQL)) == []
 
 
+def test_the_sql_scan_follows_constants_into_imported_project_modules(tmp_path: Path) -> None:
+    package = tmp_path / "service"
+    package.mkdir()
+    (package / "columns.py").write_text(
+        'import os\nCOLUMNS = "symbol, price"\nFROM_ENV = os.environ["COLUMNS"]\nSTATEMENT = f"COPY t ({COLUMNS})"\n'
+    )
+    source = textwrap.dedent(
+        """
+        from service import columns
+
+        def copy(cursor, data):
+            cursor.copy_expert(f"COPY t ({columns.COLUMNS}) FROM STDIN", data)
+            cursor.copy_expert(columns.STATEMENT + " FROM STDIN", data)
+
+        def copy_from_env(cursor, data):
+            cursor.copy_expert(f"COPY t ({columns.FROM_ENV}) FROM STDIN", data)
+        """
+    )
+    findings = find_sql_built_from_input(source, "service/copy.py", tmp_path)
+    assert [finding.code for finding in findings] == [
+        'cursor.copy_expert(f"COPY t ({columns.FROM_ENV}) FROM STDIN", data)'
+    ]
+    # Without the root the imported module is unknown, so nothing of it counts as constant.
+    assert len(find_sql_built_from_input(source, "service/copy.py")) == 3
+
+
 def test_services_build_sql_only_from_constants_and_bind_their_parameters() -> None:
     files = python_files(REPO, SERVICE_PACKAGES)
     assert len(files) > 20
     findings = []
     for path in files:
-        findings += find_sql_built_from_input(path.read_text(), str(path.relative_to(REPO)))
+        findings += find_sql_built_from_input(path.read_text(), str(path.relative_to(REPO)), REPO)
     assert not findings, "\n".join(f"{f.path}:{f.line}: {f.code}" for f in findings)
