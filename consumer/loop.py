@@ -4,7 +4,7 @@ import gc
 import logging
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,6 +12,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from consumer import trade_lines
 from consumer.parse import Rejection, Skipped, parse_message
 from consumer.settings import ConsumerSettings
 from consumer.sink import DeadLetterRow, LagRow, RowsByTable, Sink, Written
@@ -42,37 +43,64 @@ class Batch:
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class KnownSymbols:
+    """The exchange's symbols, as text for the general parser and as bytes for the hot path."""
+
+    as_text: frozenset[str]
+    as_bytes: frozenset[bytes]
+
+    @classmethod
+    def of(cls, symbols: frozenset[str]) -> "KnownSymbols":
+        return cls(symbols, frozenset(symbol.encode() for symbol in symbols))
+
+
 def message_headers(message: Message) -> dict[str, bytes]:
-    return {
-        key: value for key, value in list(message.headers() or []) if isinstance(key, str) and isinstance(value, bytes)
-    }
+    headers = message.headers()
+    if not headers:
+        return {}
+    # dict() of the (name, value) pairs runs in C: the hot path reads the headers of every message.
+    # A consumed header's value is bytes, or None when it has none (str is only for producing).
+    named: dict[str, Any] = dict(headers)
+    if None in named.values():  # a header without a value says nothing: as if it were absent
+        return {name: value for name, value in named.items() if value is not None}
+    return named
 
 
-def build_batch(messages: list[Message], known_symbols: frozenset[str] | None) -> Batch:
+def build_batch(messages: list[Message], known_symbols: KnownSymbols | None) -> Batch:
     batch = Batch()
+    trades = batch.rows.trades
+    known_bytes = known_symbols.as_bytes if known_symbols is not None else None
+    known_text = known_symbols.as_text if known_symbols is not None else None
     for message in messages:
         if message.error() is not None:
             # Errors delivered as messages (e.g. a partition EOF) carry no data to keep.
             log.warning("kafka message error", extra={"error": str(message.error())})
             continue
-        result = parse_message(message.value(), message_headers(message), known_symbols)
-        if isinstance(result, Rejection):
-            batch.rejected.append((message, result))
-            stream = message_headers(message).get(Header.STREAM)
-            batch.dead_letters.append(
-                DeadLetterRow(
-                    message.topic() or "",
-                    message.partition() or 0,
-                    message.offset() or 0,
-                    result.reason,
-                    result.detail,
-                    stream.decode(errors="replace") if stream else None,
-                )
-            )
-        elif isinstance(result, Skipped):
-            batch.skipped[result.reason] += 1
+        value = message.value()
+        line = trade_lines.from_frame(value, message.headers(), known_bytes) if value else None
+        if line is not None:
+            trades.append(line)
         else:
-            batch.rows.add(result)
+            headers = message_headers(message)
+            result = parse_message(value, headers, known_text)
+            if isinstance(result, Rejection):
+                batch.rejected.append((message, result))
+                stream = headers.get(Header.STREAM)
+                batch.dead_letters.append(
+                    DeadLetterRow(
+                        message.topic() or "",
+                        message.partition() or 0,
+                        message.offset() or 0,
+                        result.reason,
+                        result.detail,
+                        stream.decode(errors="replace") if stream else None,
+                    )
+                )
+            elif isinstance(result, Skipped):
+                batch.skipped[result.reason] += 1
+            else:
+                batch.rows.add(result)
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is not None and partition is not None and offset is not None:
             batch.next_offsets[(topic, partition)] = offset + 1
@@ -115,12 +143,17 @@ class RawConsumer:
         self._writers = [
             ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"db-writer-{index}") for index, _ in enumerate(sinks)
         ]
-        # The batch being written: one part per writer that has messages, with that writer's index.
-        self._pending: list[tuple[Batch, int, Future[Written]]] = []
+        # Reads being written, oldest first: each one part per writer that has its messages, with
+        # that writer's index. Up to batches_in_flight of them while the next is read and parsed.
+        self._in_flight: deque[list[tuple[Batch, int, Future[Written]]]] = deque()
+        # (topic, partition)s of a part whose write was given up: no later offset of theirs may be
+        # committed before they are read again.
+        self._given_up: set[tuple[str, int]] = set()
         self._heartbeat = Heartbeat(settings.heartbeat_path)
         # Offsets this member committed last, per (topic, partition): the lag it reports.
         self._committed: dict[tuple[str, int], int] = {}
         self._lag_reported_at = float("-inf")
+        self._known: KnownSymbols | None = None
 
     def run(self) -> None:
         if self.registry is not None:
@@ -132,14 +165,13 @@ class RawConsumer:
                 messages = self._consumer.consume(
                     num_messages=self.settings.batch_max_messages, timeout=self.settings.batch_max_wait_s
                 )
-                # Parsing this batch overlapped the database write of the previous one; now
-                # finish that (DLQ, offsets) before handing this one to the writers.
-                parts = self._parse_parts(messages)
-                self._finish_pending()
+                # Queued behind the batches still being written, so a writer goes from one batch
+                # straight to the next while this thread reads and parses the one after.
+                self._submit(self._parse_parts(messages))
+                self._finish_written(keep=self.settings.batches_in_flight)
                 self._heartbeat.beat()
                 self._report_lag()
-                self._submit(parts)
-            self._finish_pending()
+            self._finish_all()
         finally:
             for writer in self._writers:
                 writer.shutdown(wait=True)
@@ -148,11 +180,6 @@ class RawConsumer:
             self._consumer.close()
             self._dlq.flush(10)
             log.info("stopped", extra=dict(self.counts))
-
-    def process(self, messages: list[Message]) -> None:
-        """Parses, writes, dead-letters and commits one batch, start to finish."""
-        self._submit(self._parse_parts(messages))
-        self._finish_pending()
 
     def _parse_parts(self, messages: list[Message]) -> list[tuple[int, Batch]]:
         """The messages parsed into one batch per writer that has any, by partition."""
@@ -165,9 +192,13 @@ class RawConsumer:
         return [(index, self._parse(share)) for index, share in enumerate(shares) if share]
 
     def _submit(self, parts: list[tuple[int, Batch]]) -> None:
-        for index, batch in parts:
-            write = self._writers[index].submit(self.sinks[index].write, batch.rows, batch.dead_letters)
-            self._pending.append((batch, index, write))
+        if parts:
+            self._in_flight.append(
+                [
+                    (batch, index, self._writers[index].submit(self.sinks[index].write, batch.rows, batch.dead_letters))
+                    for index, batch in parts
+                ]
+            )
 
     def _parse(self, messages: list[Message]) -> Batch:
         batch = build_batch(messages, self._known_symbols())
@@ -177,33 +208,66 @@ class RawConsumer:
             batch = build_batch(messages, self._known_symbols())
         return batch
 
-    def _finish_pending(self, retry: bool = True) -> None:
-        """Waits for the batch being written, then dead-letters its rejects and commits its offsets.
-        Runs on the main thread: the Kafka consumer must not be used from two threads. Without
-        `retry` a failed write is given up (nothing committed: the messages are read again).
-        Parts hold disjoint partitions, so each part's offsets are committed only if its own
-        write was."""
-        pending, self._pending = self._pending, []
-        done: list[tuple[Batch, Written]] = []
-        for batch, index, write in pending:
+    def _finish_written(self, keep: int) -> None:
+        """Finishes batches in the order they were read: waits while more than `keep` are in flight,
+        then also finishes those already written, so their offsets are committed without delay."""
+        while self._in_flight and (
+            len(self._in_flight) > keep or all(write.done() for _, _, write in self._in_flight[0])
+        ):
+            self._finish(self._in_flight.popleft(), retry=True)
+
+    def _finish_all(self, retry: bool = True) -> None:
+        """Finishes every batch in flight. Without `retry` (a rebalance) a failed write is given up:
+        nothing of it is committed, and its messages are read again by whoever owns them next."""
+        while self._in_flight:
+            self._finish(self._in_flight.popleft(), retry)
+        self._given_up.clear()
+
+    def _finish(self, parts: list[tuple[Batch, int, Future[Written]]], retry: bool) -> None:
+        """Waits for one read's parts to be written, then dead-letters their rejects and commits
+        their offsets. Runs on the main thread: the Kafka consumer must not be used from two
+        threads. Parts hold disjoint partitions, so each part's offsets are committed only if its
+        own write was, and never past a part of an earlier read that was given up."""
+        done: list[tuple[Batch, int, Written]] = []
+        for batch, index, write in parts:
             try:
                 written: Written | None = write.result()
             except Exception as error:  # the database away, or any failure of this write
                 if not retry:
                     log.warning("write failed during a rebalance; its messages will be read again")
-                    continue
-                written = self._write_until_done(batch, index, error)
-            # None: stopping while the database was away; nothing committed, the part is redelivered.
-            if written is not None:
-                done.append((batch, written))
-        for batch, _ in done:
+                    written = None
+                else:
+                    written = self._write_until_done(batch, index, error)
+            # None: given up (stopping while the database was away, or a rebalance): the part's
+            # messages are read again, and nothing after them in its partitions may be committed.
+            if written is None:
+                self._given_up.update(batch.next_offsets)
+            else:
+                done.append((batch, index, written))
+        for batch, _, _ in done:
             self._dead_letter(batch.rejected)
-        self._commit({key: offset for batch, _ in done for key, offset in batch.next_offsets.items()})
-        for batch, written in done:
+        self._commit(
+            {
+                key: offset
+                for batch, _, _ in done
+                for key, offset in batch.next_offsets.items()
+                if key not in self._given_up
+            }
+        )
+        for batch, index, written in done:
             self._count(batch, written)
+            self._on_committed(batch, index)
 
-    def _known_symbols(self) -> frozenset[str] | None:
-        return self.registry.known if self.registry is not None else None
+    def _on_committed(self, batch: Batch, writer: int) -> None:
+        """Called for each part once its rows and offsets are committed (a hook for measurements)."""
+
+    def _known_symbols(self) -> KnownSymbols | None:
+        if self.registry is None:
+            return None
+        # Encoded once per load of the list, not once per batch.
+        if self._known is None or self._known.as_text is not self.registry.known:
+            self._known = KnownSymbols.of(self.registry.known)
+        return self._known
 
     def _load_symbols(self) -> None:
         """Without a symbol list every message would look unknown: wait for one rather than
@@ -225,12 +289,15 @@ class RawConsumer:
                 "database write failed, retrying",
                 extra={"error": str(error).splitlines()[0], "retry_in_s": delay, "rows": len(batch.rows)},
             )
-            self.sinks[writer].dispose()
             attempt += 1
             if self._wait_paused(delay):
                 return None
             try:
-                written = self.sinks[writer].write(batch.rows, batch.dead_letters)
+                # On the writer's own thread, like every use of its connection; the sink has
+                # already dropped the broken connection and reconnects on this write.
+                written = (
+                    self._writers[writer].submit(self.sinks[writer].write, batch.rows, batch.dead_letters).result()
+                )
             except Exception as next_error:  # still failing: back off further
                 error = next_error
                 continue
@@ -356,7 +423,7 @@ class RawConsumer:
         # Finish the batch in flight while these partitions are still ours, so its offsets are
         # committed and the next owner starts right after it.
         log.info("partitions revoked", extra={"partitions": [p.partition for p in partitions]})
-        self._finish_pending(retry=False)
+        self._finish_all(retry=False)
 
 
 # Kafka's default size limit of a message (librdkafka's message.max.bytes; the broker allows a

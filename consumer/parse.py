@@ -18,16 +18,12 @@ from schemas.messages import (
     AggTradeEvent,
     BookTickerEvent,
     Envelope,
-    EpochTime,
-    Id,
     KlineEvent,
     RestAggTrade,
     RestKline,
     RestTrade,
     ServerShutdown,
     TradeEvent,
-    is_decimal_text,
-    is_symbol,
 )
 from schemas.topics import Header, Source
 
@@ -116,27 +112,6 @@ _REST_AGG_TRADE = msgspec.json.Decoder(RestAggTrade)
 _REST_KLINE = msgspec.json.Decoder(RestKline)
 
 
-class _WireTrade(msgspec.Struct, gc=False):
-    """TradeEvent with plain strings: its patterns are checked by code on the fast path."""
-
-    e: str
-    E: EpochTime
-    s: str
-    t: Id
-    p: str
-    q: str
-    T: EpochTime
-    m: bool
-
-
-class _WireTradeFrame(msgspec.Struct, gc=False):
-    stream: str
-    data: _WireTrade
-
-
-_TRADE_FRAME = msgspec.json.Decoder(_WireTradeFrame)
-
-
 class _Reject(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -179,16 +154,6 @@ def parse_message(
 def _parse(value: bytes, headers: Mapping[str, bytes]) -> Row | Skipped:
     unit_us = 1 if headers.get(Header.TIME_UNIT, b"").upper() == b"MICROSECOND" else 1000
     rest = headers.get(Header.SOURCE) == Source.REST.encode()
-    # Nearly every message is a combined-stream trade frame: the fast path first. Its stream name
-    # ends within the first 48 bytes ('{"stream":"' and at most 20 + 7 more).
-    if (
-        not rest
-        and unit_us == 1000
-        and value.startswith(b'{"stream"')
-        and value.find(b'@trade"', 11, 48) > 0
-        and (row := _fast_trade(value)) is not None
-    ):
-        return row
     stream_header = headers.get(Header.STREAM, b"").decode(errors="replace")
     if rest:
         return _parse_rest(value, stream_header, unit_us, headers)
@@ -199,33 +164,6 @@ def _parse(value: bytes, headers: Mapping[str, bytes]) -> Row | Skipped:
         # A bare payload (a raw /ws/<stream> frame): the stream comes from the header.
         stream, payload = stream_header, value
     return _parse_ws(payload, stream, unit_us, headers)
-
-
-def _fast_trade(value: bytes) -> TradeRow | None:
-    """A valid combined-stream trade frame in one decode, with the patterns checked by code (the
-    regexes were most of the cost of a trade). It accepts only what the general path accepts and
-    builds the same row (tests/unit/test_parse.py holds it to that); anything else is None, and
-    the general path decides, with its reason."""
-    try:
-        frame = _TRADE_FRAME.decode(value)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return None
-    trade = frame.data
-    stream_symbol, _, kind = frame.stream.partition("@")
-    if (
-        kind != "trade"
-        or trade.e != "trade"
-        or stream_symbol.upper() != trade.s
-        or not is_symbol(trade.s)
-        or not is_decimal_text(trade.p)
-        or not is_decimal_text(trade.q)
-        or not trade.p.strip("0.")
-        or not trade.q.strip("0.")
-        or trade.T > MAX_TIME_MS
-        or trade.E > MAX_TIME_MS
-    ):
-        return None
-    return TradeRow(trade.s, trade.t, trade.p, trade.q, trade.T * 1000, trade.m, trade.E * 1000)
 
 
 def _stream_kind(stream: str) -> tuple[str, str]:

@@ -34,6 +34,10 @@ class ConsumerSettings(BaseSettings):
     # so one's commit flush overlaps the other's work (docs/benchmarks.md: a few % to 14% more).
     # Rollup rows are per symbol and a symbol has one partition (its key), so they don't contend.
     writers: Annotated[int, Field(ge=1, le=8)] = 2
+    # Reads whose batches may be queued or being written while the next is read and parsed. At 1
+    # a writer idles from finishing one batch until the main thread hands it the next, which it
+    # does only after parsing a whole read: a third of the time at full load (docs/benchmarks.md).
+    batches_in_flight: Annotated[int, Field(ge=1, le=8)] = 2
     # Database retry backoff while PostgreSQL is unavailable.
     retry_min_s: float = 0.5
     retry_max_s: float = 15.0

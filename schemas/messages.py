@@ -17,8 +17,11 @@ JSON_SCHEMA_DIR = Path(__file__).parent / "json"
 # Binance sends plain decimal strings: no sign, exponent, NaN or Infinity. \Z, not $: msgspec
 # matches with Python's re, where $ also matches before a final newline, and a "1.5\n" let through
 # would break the COPY of its whole batch, again on every retry.
-DecimalText = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{1,40}(\.[0-9]{1,30})?\Z")]
-Symbol = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{2,20}\Z")]
+# The bare patterns are shared with the consumer's fast path for trade frames (consumer/trade_lines.py).
+DECIMAL_TEXT_PATTERN = r"[0-9]{1,40}(?:\.[0-9]{1,30})?"
+SYMBOL_PATTERN = r"[A-Z0-9]{2,20}"
+DecimalText = Annotated[str, msgspec.Meta(pattern=rf"^{DECIMAL_TEXT_PATTERN}\Z")]
+Symbol = Annotated[str, msgspec.Meta(pattern=rf"^{SYMBOL_PATTERN}\Z")]
 # Ids must fit PostgreSQL bigint: one out-of-range value would fail a whole batch's COPY.
 Id = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 # Kline first/last trade ids are -1 when the kline has no trades.
@@ -26,25 +29,6 @@ OptionalId = Annotated[int, msgspec.Meta(ge=-1, le=2**63 - 1)]
 # Epoch time in ms or us; the tighter bound of the unit in use is checked when it is known.
 EpochTime = Annotated[int, msgspec.Meta(ge=0, le=253_402_300_799_999_999)]
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the end of timestamptz's calendar
-
-
-def is_decimal_text(text: str) -> bool:
-    """DecimalText's pattern, as code: the consumer's hot path checks every price and quantity
-    with it, where the regex cost more than decoding the rest of the trade. tests/unit check that
-    both accept exactly the same strings."""
-    whole, dot, fraction = text.partition(".")
-    # isdigit() alone would also accept other scripts' digits: only ASCII ones are allowed.
-    return (
-        0 < len(whole) <= 40
-        and whole.isascii()
-        and whole.isdigit()
-        and (not dot or (0 < len(fraction) <= 30 and fraction.isascii() and fraction.isdigit()))
-    )
-
-
-def is_symbol(text: str) -> bool:
-    """Symbol's pattern, as code (see is_decimal_text)."""
-    return 2 <= len(text) <= 20 and text.isascii() and text.isalnum() and text.upper() == text
 
 
 class Envelope(msgspec.Struct, frozen=True):

@@ -8,8 +8,10 @@ import json
 import os
 import signal
 import subprocess
+import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
@@ -20,6 +22,9 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from bootstrap.__main__ import migrate
+from consumer.loop import RawConsumer
+from consumer.settings import ConsumerSettings
+from consumer.sink import DeadLetterRow, RowsByTable, Sink, Written
 from fake_binance.server import FakeBinanceThread
 from fake_binance.settings import FakeBinanceSettings
 from tests.conftest import Services, create_database, drop_database, libpq_dsn, wait_until
@@ -255,3 +260,55 @@ def test_sigterm_commits_what_was_written_and_a_replay_changes_nothing(
     assert table_state(database["owner"]) == before
     assert_rollups_sum_their_trades(database["owner"])
     assert os.path.getsize(services.log_dir / "replay.log") > 0
+
+
+def test_no_offset_is_committed_past_a_read_whose_write_was_given_up(feed: Feed, database: dict[str, str]) -> None:
+    """With reads queued behind a failing write, the later reads' writes succeed, but committing
+    their offsets would skip the failed read's messages for good. Stopping while the database is
+    away gives that read up: nothing after it in its partition may be committed."""
+    migrate(database["owner"], api_role="")
+    feed.send(range(1, 251), ("BTCUSDT",))  # one partition, read 100 at a time
+    settings = ConsumerSettings(
+        kafka_bootstrap_servers=feed.bootstrap,
+        raw_topic=feed.topic,
+        dlq_topic=f"{feed.topic}.dlq",
+        group_id=f"given-up-{uuid.uuid4().hex[:6]}",
+        database_url=database["owner"],
+        batch_max_messages=100,
+        writers=1,
+        batches_in_flight=2,
+        retry_min_s=0.2,
+    )
+    holder: list[RawConsumer] = []
+
+    class FirstWriteFails(Sink):
+        def __init__(self) -> None:
+            super().__init__(database["owner"])
+            self.writes = 0
+
+        def write(self, rows: RowsByTable, dead_letters: Sequence[DeadLetterRow] = ()) -> Written:
+            self.writes += 1
+            if self.writes == 1:
+                time.sleep(1.0)  # the next reads queue behind this one meanwhile
+                holder[0].stopping.set()  # asked to stop while the database is away
+                raise psycopg2.OperationalError("the database went away (planted)")
+            return super().write(rows, dead_letters)
+
+    sink = FirstWriteFails()
+    holder.append(RawConsumer(settings, [sink], registry=None))
+    holder[0].run()
+    assert sink.writes >= 3, "the later reads were written while the first was failing"
+    assert count_trades(database["owner"]) >= 100  # their rows are in: harmless, idempotent
+    assert feed.committed(settings.group_id) == 0
+
+    # Read again from the committed offsets: every trade arrives.
+    again = RawConsumer(settings, [Sink(database["owner"])], registry=None)
+    runner = threading.Thread(target=again.run)
+    runner.start()
+    try:
+        wait_until(lambda: count_trades(database["owner"]) == 250, 30, "all 250 trades stored")
+        wait_until(lambda: feed.committed(settings.group_id) == 250, 30, "offsets committed to the end")
+    finally:
+        again.stopping.set()
+        runner.join(30)
+    assert_rollups_sum_their_trades(database["owner"])
