@@ -76,8 +76,19 @@ class Exchange:
         unknown = [s for s in settings.symbol_list if s not in info.rules]
         if unknown:
             raise ValueError(f"symbols not in exchangeInfo: {', '.join(unknown)}")
+        # A demo's database outlives the fake: ids that started at 1 again would all be taken as
+        # stored already, and the demo would look frozen after a restart.
+        first_trade, first_other = settings.first_trade_id, 1
+        if settings.ids_from_clock:
+            first_trade = first_other = time.time_ns() // 1_000_000
         self.markets: dict[str, RandomWalkMarket] = {
-            symbol: RandomWalkMarket(info.rules[symbol], settings.seed, first_trade_id=settings.first_trade_id)
+            symbol: RandomWalkMarket(
+                info.rules[symbol],
+                settings.seed,
+                first_trade_id=first_trade,
+                first_agg_id=first_other,
+                first_update_id=first_other,
+            )
             for symbol in settings.symbol_list
         }
         self.histories: dict[str, SymbolHistory] = {s: SymbolHistory(s) for s in info.symbols}

@@ -127,6 +127,7 @@ class RandomWalkMarket:
         seed: int,
         first_trade_id: int = 1,
         first_agg_id: int = 1,
+        first_update_id: int = 1,
         start_price: Decimal | None = None,
     ) -> None:
         self.rules = rules
@@ -134,7 +135,7 @@ class RandomWalkMarket:
         self._rng = random.Random(f"{seed}:{rules.symbol}")
         self._next_trade_id = first_trade_id
         self._next_agg_id = first_agg_id
-        self._next_update_id = 1
+        self._next_update_id = first_update_id
         price = start_price if start_price is not None else reference_price(rules)
         self._price_ticks = max(1, int(price / rules.tick_size))
         self._max_ticks = max(1, int(rules.max_price / rules.tick_size)) if rules.max_price > 0 else None

@@ -26,6 +26,12 @@ class FakeBinanceSettings(BaseSettings):
     trades_per_second: float = Field(5.0, ge=0, description="trades per second per symbol (0: none)")
     max_trades: int = Field(0, ge=0, description="trades per symbol before the market goes quiet (0: no cap)")
     first_trade_id: int = Field(1, ge=0, description="id of the first trade of every symbol")
+    ids_from_clock: bool = Field(
+        False,
+        description="start trade, aggTrade and book update ids at the Unix time in ms instead (first_trade_id is"
+        " ignored): a restarted exchange then continues above its earlier runs' ids, as Binance's never go back,"
+        " while it averaged under 1,000 trades a second",
+    )
     seed: int = Field(1, description="seed of the random walk; same seed, same trades")
     record_path: Path | None = Field(None, description="append every emitted trade payload here")
     replay_path: Path | None = Field(None, description="JSON-lines file to replay instead of generating")

@@ -221,6 +221,7 @@ class FaultPipeline:
                 "FAKE_BINANCE_REST_PORT": str(self.rest_port),
                 "FAKE_BINANCE_RECORD_PATH": str(market.record_path),
                 "FAKE_BINANCE_FIRST_TRADE_ID": str(first_trade_id),
+                "FAKE_BINANCE_IDS_FROM_CLOCK": "false",  # each market's ids are the harness's to choose
                 "FAKE_BINANCE_SEED": str(len(self.markets) + 11),
                 **fake,
             },
