@@ -74,7 +74,9 @@ def libpq_dsn(url: str) -> str:
 @pytest.fixture(scope="session")
 def stack_env() -> dict[str, str]:
     env_file = Path(os.environ.get("STACK_ENV_FILE", f"{TEST_STACK['STACK_DIR']}/stack.env"))
-    stack_vars = {**os.environ, **TEST_STACK}
+    # scripts/test.sh exports the stack it started (its TEST_* ports and directory, and the env file):
+    # check and start that one. Run by hand, pytest uses the default test stack.
+    stack_vars = dict(os.environ) if "STACK_ENV_FILE" in os.environ else {**os.environ, **TEST_STACK}
     if (
         not env_file.exists()
         or subprocess.run(
