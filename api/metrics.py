@@ -9,15 +9,24 @@ the live ones.
 """
 
 import glob
+import logging
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 
 import orjson
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.queries.prices import latest_trades
+
+log = logging.getLogger(__name__)
 
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -148,3 +157,38 @@ async def _send_problem(send: Send, status: int, detail: str) -> None:
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self.families
+
+
+async def store_exposition(engine: AsyncEngine) -> bytes:
+    """What /metrics reads from the store itself at scrape time, the same whichever worker answers:
+    whether PostgreSQL answers, and how old each symbol's newest stored trade is, so that a stall
+    shows even when the producer and consumer look fine. One series per symbol with stored trades:
+    bounded by the exchange's listing, and only on this gauge, never on a per-request series."""
+    up = GaugeMetricFamily("api_store_up", "1 when PostgreSQL answered this scrape's question")
+    age = GaugeMetricFamily(
+        "api_newest_trade_age_seconds", "Now minus the trade time of the newest stored trade", labels=["symbol"]
+    )
+    try:
+        async with engine.connect() as connection:
+            newest = await latest_trades(connection)
+    except Exception as error:  # the database away or slow: a metric says so, the scrape still answers
+        log.warning(
+            "store metrics unavailable", extra={"error": str(error).splitlines()[0] if str(error) else repr(error)}
+        )
+        up.add_metric([], 0.0)
+    else:
+        up.add_metric([], 1.0)
+        now = datetime.now(UTC)
+        for row in newest:
+            age.add_metric([row["symbol"]], (now - row["trade_time"]).total_seconds())
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families([up, age]))
+    return generate_latest(registry)

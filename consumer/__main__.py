@@ -8,8 +8,8 @@ from types import FrameType
 from pythonjsonlogger.json import JsonFormatter
 
 from consumer.loop import RawConsumer, tune_garbage_collector
+from consumer.metrics import METRICS, MeasuredSink
 from consumer.settings import ConsumerSettings
-from consumer.sink import Sink
 from consumer.symbols import SymbolRegistry, binance_exchange_info
 
 
@@ -23,7 +23,9 @@ def main() -> int:
     if settings.check_symbols:
         fetch = binance_exchange_info(settings.rest_base_url)
         registry = SymbolRegistry(settings.database_url, fetch, settings.symbol_refresh_s)
-    consumer = RawConsumer(settings, [Sink(settings.database_url) for _ in range(settings.writers)], registry)
+    sinks = [MeasuredSink(settings.database_url, METRICS) for _ in range(settings.writers)]
+    consumer = RawConsumer(settings, sinks, registry)
+    metrics_server = METRICS.serve(settings)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # Finish the batch in hand (write, commit) and leave the group; the loop checks this flag.
@@ -32,7 +34,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     tune_garbage_collector()
-    consumer.run()
+    try:
+        consumer.run()
+    finally:
+        if metrics_server is not None:
+            metrics_server.stop()
     return 0
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer import trade_lines
+from consumer.metrics import METRICS
 from consumer.parse import Rejection, Skipped, parse_message
 from consumer.settings import ConsumerSettings
 from consumer.sink import DeadLetterRow, LagRow, RowsByTable, Sink, Written
@@ -126,6 +127,7 @@ class RawConsumer:
                 # Only read what the idempotent producer has fully committed to the log.
                 "isolation.level": "read_committed",
                 "session.timeout.ms": settings.session_timeout_ms,
+                **METRICS.kafka_config(settings),
             }
         )
         self._dlq = Producer(
@@ -327,6 +329,7 @@ class RawConsumer:
         offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in next_offsets.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)
+            METRICS.offsets_committed(next_offsets, self._committed)
             self._committed.update(next_offsets)
         except KafkaException as error:
             # Partitions moved to another member while this batch was written: the rows are in and
@@ -355,6 +358,7 @@ class RawConsumer:
             future.add_done_callback(_log_failure)
 
     def _count(self, batch: Batch, written: Written) -> None:
+        METRICS.batch_committed(batch, written)
         self.counts["trades"] += len(batch.rows.trades)
         self.counts["trades_inserted"] += written.trades
         self.counts["agg_trades"] += len(batch.rows.agg_trades)

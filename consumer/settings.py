@@ -45,4 +45,12 @@ class ConsumerSettings(BaseSettings):
     lag_report_s: float = 5.0
     # Touched after every poll: the container health check reads its age (empty: no file).
     heartbeat_path: str = ""
+    # /metrics and /health (consumer/metrics.py). Loopback by default; compose sets 0.0.0.0 so
+    # Prometheus and the health check reach it.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9102
+    # How often librdkafka reports each partition's lag (the consumer_lag_messages metric); 0: never.
+    statistics_interval_ms: Annotated[int, Field(ge=0)] = 5000
+    # Unhealthy once messages wait and nothing has been committed for this long.
+    health_max_commit_age_s: Annotated[float, Field(gt=0)] = 60.0
     log_level: str = "INFO"

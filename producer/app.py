@@ -21,6 +21,7 @@ from producer.binance_ws import Shard
 from producer.frames import TRACKED_ID_FIELDS, stream_type, tracked_id
 from producer.gaps import GapTracker
 from producer.limits import AttemptBudget, WeightBudget, shard_streams
+from producer.metrics import ProducerCollector, ReceiptDelay, serve_metrics
 from producer.publisher import RawPublisher
 from producer.settings import ProducerSettings
 from schemas.heartbeat import Heartbeat
@@ -42,6 +43,7 @@ class Ingest:
         tracker: GapTracker,
         tracked_streams: set[str],
         on_kline_dropped: Callable[[str], None] | None = None,
+        receipt_delay: ReceiptDelay | None = None,
     ) -> None:
         self.publisher = publisher
         self.tracker = tracker
@@ -50,6 +52,9 @@ class Ingest:
         self._id_fields = {stream: TRACKED_ID_FIELDS[stream_type(stream)] for stream in tracked_streams}
         self.frames = 0
         self.frames_without_stream = 0
+        # stream -> [frames, bytes] received; read by the metrics (producer/metrics.py) at scrape time.
+        self.received: dict[str, list[int]] = {}
+        self.receipt_delay = receipt_delay or ReceiptDelay()
 
     def on_frame(self, frame: bytes, stream: str, received_at_ns: int, connection_id: bytes) -> None:
         # The id is noted before publishing, so that a frame the full buffer loses is recorded as
@@ -63,6 +68,12 @@ class Ingest:
             self._unexpected(frame)
         self.publisher.publish_ws(frame, stream, received_at_ns, connection_id)
         self.frames += 1
+        counts = self.received.get(stream)
+        if counts is None:
+            counts = self.received[stream] = [0, 0]
+        counts[0] += 1
+        counts[1] += len(frame)
+        self.receipt_delay.observe(frame, received_at_ns)
 
     def _unexpected(self, frame: bytes) -> None:
         # Error replies ({"code":..,"msg":..}), truncated frames: published all the same, and shown.
@@ -186,7 +197,7 @@ async def run(settings: ProducerSettings) -> int:
         settings.reconnect_min_s,
         settings.reconnect_max_s,
     )
-    ingest = Ingest(publisher, tracker, tracked, backfiller.kline_dropped)
+    ingest = Ingest(publisher, tracker, tracked, backfiller.kline_dropped, ReceiptDelay(settings.time_unit))
     publisher.on_lost = ingest.on_lost
     attempts = AttemptBudget(settings.max_connection_attempts_per_5min)
     shards = [
@@ -213,6 +224,8 @@ async def run(settings: ProducerSettings) -> int:
     tasks.append(asyncio.create_task(backfiller.run(), name="backfill"))
     tasks.append(asyncio.create_task(_poll_kafka(publisher, Heartbeat(settings.heartbeat_path)), name="kafka-poll"))
     tasks.append(asyncio.create_task(_report_stats(settings, publisher, ingest, shards, backfiller), name="stats"))
+    collector = ProducerCollector(settings, publisher, ingest, shards, backfiller)
+    tasks.append(asyncio.create_task(serve_metrics(settings, collector), name="metrics"))
     if settings.backfill > 0:
         tasks.append(asyncio.create_task(_lookback(settings, backfiller), name="lookback"))
     stopping = asyncio.create_task(stop.wait())

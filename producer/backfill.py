@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -220,6 +220,9 @@ class Backfiller:
         self.rate_limited = 0
         self.ranges_done = 0
         self.ranges_failed = 0
+        self.ids_given_up = 0
+        # (endpoint, HTTP status or "error") -> responses, for the metrics.
+        self.responses: Counter[tuple[str, str]] = Counter()
 
     # --- REST calls with Binance's rules -----------------------------------------------------
 
@@ -234,9 +237,11 @@ class Backfiller:
                 log.info("REST weight budget used, waiting for the next minute", extra={"wait_s": round(wait_s, 1)})
                 await asyncio.sleep(wait_s)
             self.requests += 1
+            endpoint = what.partition(" ")[0]
             try:
                 result = await asyncio.to_thread(function)
             except BinanceAPIException as error:
+                self.responses[(endpoint, str(error.status_code))] += 1
                 self.weight.update(self.rest.used_weight(), time.time())
                 if error.status_code == 429:
                     delay = retry_after_s(error)
@@ -257,6 +262,7 @@ class Backfiller:
                     raise IpBanned(delay) from error
                 raise
             except (BinanceRequestException, requests.RequestException) as error:
+                self.responses[(endpoint, "error")] += 1
                 if transient >= _TRANSIENT_ATTEMPTS:
                     raise
                 delay = backoff_delay(transient, self.reconnect_min_s, self.reconnect_max_s)
@@ -266,6 +272,7 @@ class Backfiller:
                 )
                 await asyncio.sleep(delay)
                 continue
+            self.responses[(endpoint, "200")] += 1
             self.weight.update(self.rest.used_weight(), time.time())
             return result
 
@@ -313,6 +320,8 @@ class Backfiller:
                 continue  # kept at the head of the queue
             except Exception as error:
                 self.ranges_failed += 1
+                if gap.last is not None:
+                    self.ids_given_up += gap.last - gap.first + 1
                 log.error(
                     "backfill failed; ids stay missing",
                     extra={"stream": gap.stream, "first": gap.first, "last": gap.last, "error": repr(error)},

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -45,6 +46,8 @@ class Link:
     closing: bool = False
     reader: asyncio.Task[None] | None = None
     end_reason: str = ""
+    # One of a few words (the metrics' label): server_close, connection_lost, frame_too_big, error.
+    end_cause: str = "connection_lost"
 
 
 class Shard:
@@ -69,8 +72,11 @@ class Shard:
         self.connections_opened = 0
         self.rollovers = 0
         self.drops = 0
+        self.drop_causes: Counter[str] = Counter()
         self._failures = 0
         self._links: set[Link] = set()
+        # Since when the shard has had no open connection (None: it has one); it starts without.
+        self.down_since: float | None = time.monotonic()
 
     # --- one connection -------------------------------------------------------------------------
 
@@ -94,6 +100,7 @@ class Shard:
         link = Link(ws, uuid.uuid4().hex[:12], time.monotonic())
         link.reader = asyncio.create_task(self._read(link), name=f"ws-read-{link.connection_id}")
         self._links.add(link)
+        self.down_since = None
         self.connections_opened += 1
         log.info(
             "connected",
@@ -127,7 +134,10 @@ class Shard:
                     link.server_shutdown.set()
         except websockets.ConnectionClosed as closed:
             link.end_reason = f"closed: code={closed.rcvd.code if closed.rcvd else None} {closed!s}"
+            # No close frame received: the network, or a keepalive ping that went unanswered.
+            link.end_cause = "server_close" if closed.rcvd is not None else "connection_lost"
             if closed.sent is not None and closed.sent.code == CloseCode.MESSAGE_TOO_BIG:
+                link.end_cause = "frame_too_big"
                 link.end_reason = f"frame over {self.settings.ws_max_frame_bytes} bytes: {closed.sent.reason}"
                 log.error(
                     "frame over PRODUCER_WS_MAX_FRAME_BYTES: connection closed (1009); reconnecting, and the ids"
@@ -141,6 +151,7 @@ class Shard:
                 )
         except Exception as error:
             link.end_reason = f"error: {error!r}"
+            link.end_cause = "error"
             log.exception("reader failed", extra={"shard": self.index, "connection_id": link.connection_id})
         finally:
             link.ended.set()
@@ -153,7 +164,16 @@ class Shard:
             link.reader.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await link.reader
+        self._forget(link)
+
+    def _forget(self, link: Link) -> None:
         self._links.discard(link)
+        if not self._links and self.down_since is None:
+            self.down_since = time.monotonic()
+
+    def connection_ages_s(self, now: float) -> list[float]:
+        """How long each open connection has been open (two during a rollover)."""
+        return [now - link.opened_at for link in self._links]
 
     # --- keeping the shard connected ------------------------------------------------------------
 
@@ -220,7 +240,8 @@ class Shard:
     async def _after_drop(self, link: Link) -> None:
         lived_s = time.monotonic() - link.opened_at
         self.drops += 1
-        self._links.discard(link)
+        self.drop_causes[link.end_cause] += 1
+        self._forget(link)
         self.on_dropped(self.streams)
         # A connection that lived a while was healthy: start the backoff over.
         if lived_s >= self.settings.reconnect_max_s:

@@ -2,6 +2,7 @@
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -43,6 +44,9 @@ class RawPublisher:
         self.buffer_max_messages = buffer_max_messages
         self.on_lost = on_lost
         self.produced = 0
+        # Messages handed to Kafka, by stream: live frames and REST records.
+        self.produced_ws: Counter[str] = Counter()
+        self.produced_rest: Counter[str] = Counter()
         self.failed = 0
         self.lost = 0
         self._lost_unlogged = 0
@@ -108,6 +112,7 @@ class RawPublisher:
             self._lose(frame, stream, Source.WS)
             return
         self.produced += 1
+        self.produced_ws[stream] += 1
         self._unpolled += 1
         if self._unpolled >= _POLL_EVERY:
             self.poll()
@@ -128,6 +133,7 @@ class RawPublisher:
             self.poll()
             return False
         self.produced += 1
+        self.produced_rest[stream] += 1
         self._unpolled += 1
         return True
 

@@ -117,6 +117,13 @@ class ProducerSettings(BaseSettings):
     )
 
     stats_interval_s: float = Field(default=10.0, gt=0, description="period of the stats log line")
+    # /metrics and /health (producer/metrics.py). Loopback by default; compose sets 0.0.0.0 so
+    # Prometheus and the health check reach it.
+    metrics_host: str = Field(default="127.0.0.1", description="address of the /metrics and /health server")
+    metrics_port: int = Field(default=9101, ge=0, le=65535, description="port of /metrics and /health (0: any free)")
+    health_max_down_s: float = Field(
+        default=60.0, gt=0, description="unhealthy once no connection has been open (or the loop stuck) this long"
+    )
     heartbeat_path: str = Field(default="", description="file touched while running, for health checks (empty: none)")
     log_level: str = Field(default="INFO", description="logging level")
 

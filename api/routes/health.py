@@ -5,7 +5,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from api.deps import DbConnection
-from api.metrics import exposition_registry
+from api.metrics import exposition_registry, store_exposition
 
 router = APIRouter(tags=["health"])
 
@@ -29,5 +29,6 @@ async def ready(connection: DbConnection) -> dict[str, str]:
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
 async def metrics(request: Request) -> Response:
-    """Prometheus text format: requests by route and status, latency histograms, pool use."""
-    return Response(generate_latest(exposition_registry(request.app.state.registry)), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text format: requests by route and status, latency histograms, pool use, the store's freshness."""
+    requests = generate_latest(exposition_registry(request.app.state.registry))
+    return Response(requests + await store_exposition(request.app.state.engine), media_type=CONTENT_TYPE_LATEST)
