@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Machine set-up for development and CI: PostgreSQL server binaries, Chromium (for the
-# web page's tests), the Python venv, and the Kafka jars. Idempotent: a second run only checks.
+# web page's tests), Prometheus and promtool (for the observability tests), the Python venv, and
+# the Kafka jars. Idempotent: a second run only checks.
 #
 #   bash scripts/setup.sh              # all steps
-#   bash scripts/setup.sh kafka        # only some steps: postgres, chromium, venv, kafka
+#   bash scripts/setup.sh kafka        # only some steps: postgres, chromium, prometheus, venv, kafka
 #
 # Environment: PYTHON (default python3), KAFKA_LIBS (default <repo>/.local/kafka/libs),
 # STACK_EXTERNAL_DATABASE_URL (set: the postgres step is skipped).
@@ -73,6 +74,25 @@ setup_chromium() {
     have_chromium || die "chromium installed but no /usr/bin/chromium"
 }
 
+# The observability tests run Debian's Prometheus on a loopback port and check the alert rules
+# and dashboard queries with its promtool (no Docker needed).
+have_prometheus() {
+    command -v prometheus >/dev/null && command -v promtool >/dev/null
+}
+
+setup_prometheus() {
+    if have_prometheus; then
+        say "prometheus: present"
+        return
+    fi
+    command -v apt-get >/dev/null || die "prometheus is missing (the observability tests need it) and apt-get is not available"
+    say "prometheus: installing Debian's prometheus package (brings promtool)"
+    export DEBIAN_FRONTEND=noninteractive
+    quietly apt-get update -q
+    quietly apt-get install -y -q -o Dpkg::Use-Pty=0 prometheus
+    have_prometheus || die "prometheus installed but prometheus or promtool is not on PATH"
+}
+
 # The editable install maps the top-level packages that exist at install time, so
 # a new package directory needs a reinstall as much as a pyproject change does.
 venv_fingerprint() {
@@ -138,11 +158,11 @@ setup_kafka() {
 
 main() {
     local steps=("$@") step
-    ((${#steps[@]})) || steps=(postgres chromium venv kafka)
+    ((${#steps[@]})) || steps=(postgres chromium prometheus venv kafka)
     for step in "${steps[@]}"; do
         case $step in
-            postgres | chromium | venv | kafka) "setup_$step" ;;
-            *) die "unknown step '$step' (expected: postgres, chromium, venv, kafka)" ;;
+            postgres | chromium | prometheus | venv | kafka) "setup_$step" ;;
+            *) die "unknown step '$step' (expected: postgres, chromium, prometheus, venv, kafka)" ;;
         esac
     done
 }
