@@ -68,6 +68,13 @@ def stack_addresses(stack_env: dict[str, str], extra: dict[str, str] | None = No
     return addresses
 
 
+def localize(text: str, addresses: dict[str, str]) -> str:
+    """Compose `host:port` names in `text` (an environment value, a scrape config) -> local addresses."""
+    for compose_address, local_address in addresses.items():
+        text = text.replace(compose_address, local_address)
+    return text
+
+
 def local_service(
     name: str,
     addresses: dict[str, str],
@@ -84,9 +91,7 @@ def local_service(
     raw_env = spec.get("environment") or {}
     assert isinstance(raw_env, dict)
     for key, raw in raw_env.items():
-        value = interpolate(str(raw), variables)
-        for compose_address, local_address in addresses.items():
-            value = value.replace(compose_address, local_address)
+        value = localize(interpolate(str(raw), variables), addresses)
         if value == "0.0.0.0":
             value = "127.0.0.1"  # servers here listen on loopback only
         env[key] = value
