@@ -7,21 +7,37 @@ connection) and connections are rolled over quickly, so that every series the da
 rules ask for exists and, where this run can make it, moves.
 """
 
+import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import httpx
 import psycopg2
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
-from tests.conftest import Services, free_port, libpq_dsn, wait_until
+from tests.conftest import ARTIFACTS, REPO, Services, free_port, libpq_dsn, wait_until
 from tests.support.observability import dashboard_expressions, queried_metric_names, rule_expressions
 from tests.support.prometheus import Prometheus
 
 pytestmark = pytest.mark.integration
+
+CHROMIUM = Path("/usr/bin/chromium")
+DOCS_SCREENSHOT = REPO / "docs" / "prometheus-graph.png"
+# What the screenshot in README.md shows: the pipeline's flow, its freshness and its lag.
+FRESHNESS = "histogram_quantile({q}, sum by (le) (rate(consumer_freshness_seconds_bucket[1m])))"
+GRAPHS = (
+    "sum by (job) (rate(producer_messages_published_total[1m]))"
+    " or sum by (job) (rate(consumer_rows_written_total[1m]))",
+    f'label_replace({FRESHNESS.format(q=0.5)}, "q", "p50", "", "")'
+    f' or label_replace({FRESHNESS.format(q=0.99)}, "q", "p99", "", "")',
+    "sum by (partition) (consumer_lag_messages)",
+)
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 # Queried series this run cannot move, each for a reason; every other queried counter and
@@ -212,3 +228,39 @@ def test_consumer_unhealthy_while_it_cannot_commit(observed: Observed) -> None:
         assert answer.json()["problems"], answer.json()
         connection.rollback()
     wait_until(lambda: httpx.get(url, timeout=5).status_code == 200, 60, "the consumer to be healthy again")
+
+
+def test_prometheus_graph_page_draws_the_pipeline(observed: Observed) -> None:
+    # A failure, not a skip: a machine without the browser must not pass.
+    assert CHROMIUM.exists(), "Debian's chromium is missing: bash scripts/setup.sh chromium"
+    prometheus = observed.prometheus
+    wait_until(lambda: all_targets_up(prometheus), 60, "Prometheus to scrape every service")
+    wait_until(lambda: (prometheus.scalar("sum(consumer_rows_written_total)") or 0) > 0, 60, "rows stored")
+    time.sleep(30)  # half a minute of lines to draw
+    query = {}
+    for index, expression in enumerate(GRAPHS):
+        query.update({f"g{index}.expr": expression, f"g{index}.tab": "0", f"g{index}.range_input": "2m"})
+    shots = ARTIFACTS / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            page.goto(f"{prometheus.url}/graph?{urlencode(query)}")
+            legends = page.locator(".rickshaw_legend")
+            expect(legends).to_have_count(len(GRAPHS), timeout=20_000)
+            for index in range(len(GRAPHS)):
+                expect(legends.nth(index).locator(".line").first).to_be_visible(timeout=20_000)
+            expect(legends.nth(0)).to_contain_text('job="producer"')
+            expect(legends.nth(0)).to_contain_text('job="consumer"')
+            expect(legends.nth(1)).to_contain_text('q="p99"')
+            shot = shots / "prometheus-graph.png"
+            page.screenshot(path=str(shot), full_page=True)
+        finally:
+            browser.close()
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+        shutil.copyfile(shot, DOCS_SCREENSHOT)
