@@ -5,6 +5,7 @@ Compose host names become loopback addresses of the local stack (scripts/stack.s
 that would listen on 0.0.0.0 in a container listen on 127.0.0.1 here.
 
     python scripts/compose_local.py run init producer consumer api [--demo]
+    python scripts/compose_local.py prometheus-config > .local/prometheus.yml
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO / "docker-compose.yml"
+PROMETHEUS_CONFIG = REPO / "observability" / "prometheus" / "prometheus.yml"
 
 _VARIABLE = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}")
 
@@ -97,6 +99,20 @@ def local_service(
         env[key] = value
     env.update(overrides or {})
     return LocalService(name, [sys.executable, *[str(part) for part in command[1:]]], env)
+
+
+def prometheus_config(addresses: dict[str, str] | None = None, path: Path = PROMETHEUS_CONFIG) -> dict[str, Any]:
+    """The compose profile's Prometheus configuration for this machine: each scrape target
+    `service:port` becomes `addresses[target]`, or 127.0.0.1:port (the port the local service
+    listens on, as compose's environment gives it); rule files by absolute path."""
+    config: dict[str, Any] = yaml.safe_load(path.read_text())
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            static["targets"] = [
+                (addresses or {}).get(target, f"127.0.0.1:{target.rsplit(':', 1)[1]}") for target in static["targets"]
+            ]
+    config["rule_files"] = [str(path.parent / pattern) for pattern in config.get("rule_files", [])]
+    return config
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -172,7 +188,11 @@ def main(argv: list[str]) -> int:
     run_parser.add_argument("services", nargs="+")
     run_parser.add_argument("--demo", action="store_true", help="also run the fake exchange and use it")
     run_parser.add_argument("--stack-env", type=Path, default=REPO / ".local/stack/stack.env")
+    sub.add_parser("prometheus-config", help="print observability/prometheus/prometheus.yml for the local services")
     args = parser.parse_args(argv)
+    if args.verb == "prometheus-config":
+        print(yaml.safe_dump(prometheus_config(), sort_keys=False), end="")
+        return 0
     return run(args.services, args.stack_env, args.demo)
 
 

@@ -13,7 +13,6 @@ import httpx
 import yaml
 
 from tests.conftest import free_port, stop_process, wait_until
-from tests.support.observability import PROMETHEUS_CONFIG, PROMETHEUS_DIR
 
 
 class Prometheus:
@@ -22,11 +21,10 @@ class Prometheus:
         The interval is shortened so that a test sees many scrapes in seconds."""
         binary = shutil.which("prometheus")
         assert binary is not None, "prometheus is missing: bash scripts/setup.sh prometheus"
-        config: dict[str, Any] = yaml.safe_load(compose_local.localize(PROMETHEUS_CONFIG.read_text(), addresses))
+        config = compose_local.prometheus_config(addresses)
         config["global"].update(
             scrape_interval=f"{interval_s}s", scrape_timeout=f"{interval_s}s", evaluation_interval=f"{interval_s}s"
         )
-        shutil.copytree(PROMETHEUS_DIR / "rules", directory / "rules")
         (directory / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.config = config
         self.url = f"http://127.0.0.1:{free_port()}"

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import compose_local  # scripts/ is on the path: tests/conftest.py
 import pytest
 import yaml
 
@@ -93,3 +94,27 @@ def test_every_queried_metric_is_exported_by_a_service() -> None:
 def test_every_rule_and_panel_asks_for_at_least_one_metric() -> None:
     for name, expression in {**dashboard_expressions(), **rule_expressions()}.items():
         assert metric_names(expression), name
+
+
+def test_local_prometheus_config_maps_compose_names_to_loopback() -> None:
+    config = compose_local.prometheus_config({"consumer:9102": "127.0.0.1:40000"})
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
+    assert targets == {"producer": ["127.0.0.1:9101"], "consumer": ["127.0.0.1:40000"], "api": ["127.0.0.1:8000"]}
+    assert config["rule_files"] == [str(RULES_FILE.parent / "*.yml")]
+
+
+def test_compose_publishes_the_metrics_ports_the_services_listen_on() -> None:
+    services = compose_local.load_compose()
+    for name, prefix in (("producer", "PRODUCER_"), ("consumer", "CONSUMER_")):
+        environment = services[name]["environment"]
+        assert isinstance(environment, dict)
+        port = environment[f"{prefix}METRICS_PORT"]
+        assert any(str(mapping).endswith(f":{port}") for mapping in services[name]["ports"]), name  # type: ignore[attr-defined]
+        target = f"{name}:{port}"
+        scraped = [
+            t
+            for job in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"]
+            for t in job["static_configs"][0]["targets"]
+        ]
+        assert target in scraped, f"Prometheus does not scrape {target}"
+        assert f"{port}/health" in " ".join(services[name]["healthcheck"]["test"]), name  # type: ignore[index]
