@@ -52,11 +52,11 @@ class ReceiptDelay:
         if start < 0:
             return  # bookTicker frames and error replies carry no event time
         start += len(_EVENT_TIME_FIELD)
-        end = frame.find(b",", start)
-        digits = frame[start:end]
-        if not digits.isdigit():
-            return
-        delay_s = (received_at_ns - int(digits) * self._unit_ns) / 1e9
+        try:
+            event_time = int(frame[start : frame.find(b",", start)])
+        except ValueError:
+            return  # not a number: the consumer dead-letters such a frame
+        delay_s = (received_at_ns - event_time * self._unit_ns) / 1e9
         # A negative delay is clock skew between Binance and this host: kept, it shows in the sum.
         self.counts[bisect_left(self.bounds, delay_s)] += 1
         self.sum_s += delay_s
