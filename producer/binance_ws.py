@@ -172,8 +172,9 @@ class Shard:
             self.down_since = time.monotonic()
 
     def connection_ages_s(self, now: float) -> list[float]:
-        """How long each open connection has been open (two during a rollover)."""
-        return [now - link.opened_at for link in self._links]
+        """How long each open connection has been open (two during a rollover). Called from the
+        metrics thread too: list() copies the set in one step, so a change meanwhile cannot break it."""
+        return [now - link.opened_at for link in list(self._links)]
 
     # --- keeping the shard connected ------------------------------------------------------------
 

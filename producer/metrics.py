@@ -4,6 +4,10 @@ Nothing here runs per frame except `ReceiptDelay.observe`: frames, connections, 
 are counted where they happen, as plain integers on the objects that own them, and the collector
 reads those at scrape time. Labels are bounded: stream type (not stream, so not symbol), drop
 cause, REST endpoint and status, and shard (one per 1024 streams).
+
+The collector runs on the metrics server's thread while the event loop goes on counting: each
+container is copied in one step (dict() and list() of a dict or set run in C, under the GIL)
+before it is read.
 """
 
 from __future__ import annotations
@@ -104,7 +108,8 @@ class ProducerCollector(Collector):
         yield _gauge("producer_healthy", "1 while /health answers 200", 1.0 if self.health().healthy else 0.0)
 
     def _frames(self) -> Iterator[Metric]:
-        received = list(self.ingest.received.items())
+        # Copied in one step each: the event loop goes on counting while a scrape reads.
+        received = [(stream, list(counts)) for stream, counts in dict(self.ingest.received).items()]
         frames = CounterMetricFamily(
             "producer_frames_received", "WebSocket frames received, by stream type", labels=["stream_type"]
         )
@@ -121,7 +126,7 @@ class ProducerCollector(Collector):
             labels=["stream_type", "source"],
         )
         for source, counts in (("ws", self.publisher.produced_ws), ("rest", self.publisher.produced_rest)):
-            for kind, count in sorted(_by_stream_type(list(counts.items())).items()):
+            for kind, count in sorted(_by_stream_type(dict(counts).items()).items()):
                 published.add_metric([kind, source], count)
         yield from (frames, received_bytes, published)
         yield self.ingest.receipt_delay.family(
@@ -171,7 +176,7 @@ class ProducerCollector(Collector):
         )
         causes: Counter[str] = Counter({cause: 0 for cause in DROP_CAUSES})
         for shard in shards:
-            causes.update(shard.drop_causes)
+            causes.update(dict(shard.drop_causes))  # a copy in one step: the event loop may add a cause meanwhile
         for cause, count in sorted(causes.items()):
             dropped.add_metric([cause], count)
         yield dropped
@@ -212,7 +217,7 @@ class ProducerCollector(Collector):
             "REST responses by endpoint and HTTP status (error: no response)",
             labels=["endpoint", "status"],
         )
-        for (endpoint, status), count in sorted(backfiller.responses.items()):
+        for (endpoint, status), count in sorted(dict(backfiller.responses).items()):
             requests.add_metric([endpoint, status], count)
         yield requests
         yield _gauge("producer_rest_weight_used", "Binance's X-MBX-USED-WEIGHT-1M as last seen", backfiller.weight.used)
