@@ -163,8 +163,10 @@ def _rollup_part(table: Table, slot: int) -> Select[*tuple[Any, ...]]:
 
 
 def _stats_query() -> Select[*tuple[Any, ...]]:
-    """Sums of exact NUMERICs are exact whatever the grouping, so the mean (sum of prices / count,
-    as avg() divides) and VWAP equal those over the trades themselves, digit for digit. Trade ids
+    """Sums of exact NUMERICs are exact whatever the grouping, so the mean (sum of prices / count)
+    and VWAP the caller divides out of them (schemas/decimals.py: exact wherever the quotient
+    terminates; PostgreSQL's division would round to the inputs' scale) equal those over the
+    trades themselves. Trade ids
     are assigned in match order and trade times never decrease with the id, so the first and last
     trade of the range in time are those with its smallest and largest id: two primary key
     lookups."""
@@ -180,8 +182,7 @@ def _stats_query() -> Select[*tuple[Any, ...]]:
     quote_volume = func.sum(parts.c.quote_volume)
     totals = select(
         cast(func.coalesce(count, 0), BigInteger).label("trade_count"),
-        (func.sum(parts.c.price_sum) / func.nullif(count, 0)).label("mean_price"),
-        (quote_volume / func.nullif(volume, 0)).label("vwap"),
+        func.sum(parts.c.price_sum).label("price_sum"),
         func.max(parts.c.high).label("high"),
         func.min(parts.c.low).label("low"),
         func.coalesce(volume, 0).label("volume"),
@@ -199,8 +200,7 @@ def _stats_query() -> Select[*tuple[Any, ...]]:
 
     return select(
         totals.c.trade_count,
-        totals.c.mean_price,
-        totals.c.vwap,
+        totals.c.price_sum,
         totals.c.high,
         totals.c.low,
         totals.c.volume,

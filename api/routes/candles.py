@@ -13,6 +13,7 @@ from api.json_body import json_response
 from api.models import Candles, Sma
 from api.params import OptionalEnd, OptionalStart, Symbol, Windows, from_ms, to_ms
 from api.queries import candles as candle_queries
+from schemas import decimals
 
 router = APIRouter(prefix="/v1", tags=["candles"])
 
@@ -131,5 +132,4 @@ async def simple_moving_averages(
 
 
 def _text(value: Decimal | None) -> str | None:
-    # Fixed-point, as every decimal in this API: str() would print 1E-9 for a tiny average.
-    return None if value is None else f"{value:f}"
+    return None if value is None else decimals.plain(value)
