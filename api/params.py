@@ -19,6 +19,9 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_EPOCH_MS = int((MAX_TIME - EPOCH).total_seconds() * 1000)
 MAX_INT64 = 2**63 - 1
+# The last millisecond Python's datetime (and so a stored trade's time, as the consumer accepts
+# it) can hold: a candle after a trade dated 9999-12-31 opens beyond it.
+LAST_DATETIME_MS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
 
 _SYMBOL = re.compile(r"^[A-Za-z0-9]{2,20}$")
 _EPOCH_MS = re.compile(r"^[0-9]{1,16}$")
@@ -32,6 +35,19 @@ def from_ms(milliseconds: int) -> datetime:
     # Positional (days, seconds, microseconds, milliseconds): keyword parsing made this a third
     # slower, and a day of 1m candles calls it 2,880 times.
     return EPOCH + timedelta(0, 0, 0, milliseconds)
+
+
+# The Gregorian calendar repeats every 400 years, which are 146,097 days.
+_GREGORIAN_CYCLE_MS = 146_097 * 86_400_000
+
+
+def time_after_ms(milliseconds: int) -> datetime | str:
+    """from_ms, and past year 9999 (the close time of a candle opened on 9999-12-30) ISO 8601's
+    expanded year, e.g. "+10000-01-01T23:59:59.999000Z", rather than a time that is not its own."""
+    if milliseconds <= LAST_DATETIME_MS:
+        return from_ms(milliseconds)
+    earlier = from_ms(milliseconds - _GREGORIAN_CYCLE_MS)
+    return f"+{earlier.year + 400:05d}{earlier:-%m-%dT%H:%M:%S.%f}Z"
 
 
 def parse_timestamp(value: object) -> datetime:

@@ -16,7 +16,6 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     DateTime,
-    RowMapping,
     ScalarSelect,
     Select,
     Table,
@@ -30,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from schemas import decimals
 from schemas.tables import trade_candles_1m, trade_candles_1s, trades
 
 SECOND = timedelta(seconds=1)
@@ -164,7 +164,7 @@ def _rollup_part(table: Table, slot: int) -> Select[*tuple[Any, ...]]:
 
 def _stats_query() -> Select[*tuple[Any, ...]]:
     """Sums of exact NUMERICs are exact whatever the grouping, so the mean (sum of prices / count)
-    and VWAP the caller divides out of them (schemas/decimals.py: exact wherever the quotient
+    and VWAP divided out of them in trade_stats (schemas/decimals.py: exact wherever the quotient
     terminates; PostgreSQL's division would round to the inputs' scale) equal those over the
     trades themselves. Trade ids
     are assigned in match order and trade times never decrease with the id, so the first and last
@@ -213,7 +213,7 @@ def _stats_query() -> Select[*tuple[Any, ...]]:
 _STATS = _stats_query()
 
 
-async def trade_stats(connection: AsyncConnection, symbol: str, start: datetime, end: datetime) -> RowMapping:
+async def trade_stats(connection: AsyncConnection, symbol: str, start: datetime, end: datetime) -> dict[str, Any]:
     """Count, mean price, VWAP, high, low and volume of trades in [start, end), and the times of
     the first and last of them."""
     parameters: dict[str, object] = {"symbol": symbol}
@@ -221,4 +221,9 @@ async def trade_stats(connection: AsyncConnection, symbol: str, start: datetime,
         parameters[f"start{slot}"], parameters[f"end{slot}"] = slot_start, slot_end
         if SLOTS[slot] is Source.TRADES:
             parameters[f"second{slot}"] = _floor(slot_start, SECOND)
-    return (await connection.execute(_STATS, parameters)).mappings().one()
+    totals = dict((await connection.execute(_STATS, parameters)).mappings().one())
+    price_sum = totals.pop("price_sum")
+    count, volume = totals["trade_count"], totals["volume"]
+    totals["mean_price"] = decimals.divide(price_sum, count) if count else None
+    totals["vwap"] = decimals.divide(totals["quote_volume"], volume) if volume else None
+    return totals

@@ -113,8 +113,9 @@ def _csv_query(symbol: str, first_id: int, last_id: int) -> Select[Any]:
     """Trades by id, as trades_page: the id range alone is the time range."""
     return (
         select(
-            # Binance trade times are milliseconds; ISO 8601 in UTC with a Z, like every time here.
-            func.to_char(func.timezone("UTC", trades.c.trade_time), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+            # ISO 8601 in UTC with a Z, at the precision times are stored (microseconds: a stream
+            # under a microsecond time unit has them), as the JSON answers print them.
+            func.to_char(func.timezone("UTC", trades.c.trade_time), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
             trades.c.price,
             trades.c.quantity,
             trades.c.symbol,

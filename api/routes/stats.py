@@ -9,7 +9,6 @@ from api.errors import Problem
 from api.models import Stats
 from api.params import End, Start, Symbol, check_range
 from api.queries import stats
-from schemas import decimals
 
 router = APIRouter(prefix="/v1", tags=["stats"])
 
@@ -27,14 +26,4 @@ async def trade_stats(connection: DbConnection, settings: Settings, symbol: Symb
     row = await stats.trade_stats(connection, symbol, start, end)
     if row["trade_count"] == 0:
         await require_known_symbol(connection, symbol)
-    totals = dict(row)
-    price_sum = totals.pop("price_sum")
-    count, volume = totals["trade_count"], totals["volume"]
-    return Stats(
-        symbol=symbol,
-        start=start,
-        end=end,
-        mean_price=decimals.divide(price_sum, count) if count else None,
-        vwap=decimals.divide(totals["quote_volume"], volume) if volume else None,
-        **totals,
-    )
+    return Stats(symbol=symbol, start=start, end=end, **row)
