@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.errors import Problem, install_error_handlers
+from api.export_slots import ExportSlots
 from api.live import PriceFeed, engine_poll
 from api.metrics import ApiMetrics, MetricsAndLimits, forget_dead_workers, shared_metrics_dir, worker_stopped
 from api.routes import binance_compat, candles, export, health, live, prices, reconcile, stats, status, symbols, web
@@ -83,6 +84,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.export_slots = ExportSlots(settings.export_max_concurrent)
     app.state.registry = CollectorRegistry()
     metrics_dir = shared_metrics_dir()
     metrics = ApiMetrics(app.state.registry, lambda: float(engine.sync_engine.pool.checkedout()))  # type: ignore[attr-defined]

@@ -157,8 +157,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return _unavailable(request, "too busy, retry later")
 
 
+RETRY_AFTER_S = 1
+
+
 def _unavailable(request: Request, detail: str) -> JSONResponse:
+    retry = {"Retry-After": str(RETRY_AFTER_S)}
     if request.url.path.startswith(BINANCE_PREFIX):
         # -1001 DISCONNECTED: "Internal error; unable to process your request. Please try again."
-        return binance_error(503, -1001, "Internal error; unable to process your request. Please try again.")
-    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+        body: dict[str, Any] = {
+            "code": -1001,
+            "msg": "Internal error; unable to process your request. Please try again.",
+        }
+        return JSONResponse(body, status_code=503, headers=retry)
+    return JSONResponse(Problem(detail=detail).model_dump(mode="json"), status_code=503, headers=retry)
+
+
+def busy(request: Request, detail: str) -> JSONResponse:
+    """503 with Retry-After: the service is at a limit of its own, not broken."""
+    return _unavailable(request, detail)

@@ -50,6 +50,10 @@ class ApiSettings(BaseSettings):
     export_json_max_limit: Annotated[int, Field(ge=1000)] = 10_000
     # A CSV export is one COPY statement, timed as a whole: room for a month of a busy symbol.
     export_timeout_ms: Annotated[int, Field(ge=1000)] = 600_000
+    # CSV exports streaming at once per process, each holding one database connection while it
+    # streams: beyond, a 503 with Retry-After. Keep it well below db_pool_size + db_max_overflow,
+    # so that the other questions still find connections.
+    export_max_concurrent: Annotated[int, Field(ge=1)] = 4
     reconcile_max_range_s: Annotated[int, Field(ge=60)] = 6 * 3600
 
     # Processes serving requests (uvicorn workers, under a supervisor that restarts one that dies).

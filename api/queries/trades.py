@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import DateTime, RowMapping, ScalarSelect, Select, Text, bindparam, case, cast, func, select, true
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.tables import agg_trades, trade_candles_1s, trades
 
@@ -128,8 +128,16 @@ def _csv_query(symbol: str, first_id: int, last_id: int) -> Select[Any]:
     )
 
 
+async def begin_export(connection: AsyncConnection) -> AsyncConnection:
+    """The export's own REPEATABLE READ transaction on `connection`: its bounds and its COPY then
+    read one snapshot."""
+    snapshot = await connection.execution_options(isolation_level="REPEATABLE READ")
+    await snapshot.begin()
+    return snapshot
+
+
 async def csv_chunks(
-    engine: AsyncEngine,
+    snapshot: AsyncConnection,
     symbol: str,
     first_id: int,
     last_id: int,
@@ -137,15 +145,17 @@ async def csv_chunks(
     buffered_chunks: int = 8,
 ) -> AsyncIterator[bytes]:
     """The trades with ids in [first_id, last_id] (those of a time range, from trade_id_bounds)
-    as CSV rows (no header), streamed in constant memory.
+    as CSV rows (no header), streamed in constant memory, on the export's own connection (from
+    begin_export), which the caller checked out before answering: an export never waits for a
+    second connection once its status line is out.
 
     PostgreSQL writes the CSV itself (COPY ... TO STDOUT): no row is decoded in Python, which is
     what makes an export run at network speed. COPY takes no bound parameters, so the Core query
     is compiled and asyncpg inlines its parameters, each quoted by the server (quote_literal).
     A bounded queue between the COPY and the response holds at most `buffered_chunks` chunks: a
-    slow client slows the COPY down instead of filling memory. The whole export is one
-    REPEATABLE READ snapshot, under its own statement timeout."""
-    compiled = _csv_query(symbol, first_id, last_id).compile(dialect=engine.dialect)
+    slow client slows the COPY down instead of filling memory. The COPY runs under its own
+    statement timeout."""
+    compiled = _csv_query(symbol, first_id, last_id).compile(dialect=snapshot.dialect)
     arguments = [compiled.params[name] for name in compiled.positiontup or ()]
     chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=buffered_chunks)
 
@@ -155,14 +165,11 @@ async def csv_chunks(
 
     async def copy() -> None:
         try:
-            async with engine.connect() as connection:
-                snapshot = await connection.execution_options(isolation_level="REPEATABLE READ")
-                async with snapshot.begin():
-                    await snapshot.execute(select(func.set_config("statement_timeout", str(timeout_ms), True)))
-                    raw = await snapshot.get_raw_connection()
-                    driver = raw.driver_connection
-                    assert driver is not None
-                    await driver.copy_from_query(str(compiled), *arguments, output=keep, format="csv")
+            await snapshot.execute(select(func.set_config("statement_timeout", str(timeout_ms), True)))
+            raw = await snapshot.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            await driver.copy_from_query(str(compiled), *arguments, output=keep, format="csv")
         finally:
             await chunks.put(None)
 
@@ -172,7 +179,7 @@ async def csv_chunks(
             yield chunk
         await task  # re-raises what ended the COPY early
     finally:
-        # The client went away (or the COPY failed): stop the COPY and free its connection.
+        # The client went away (or the COPY failed): stop the COPY.
         task.cancel()
 
 
