@@ -71,6 +71,8 @@ async def export_trades(
         first_id = max(bounds[0], from_id or 0)
         rows = await trades.trades_page(connection, symbol, first_id, bounds[1], limit)
     # Written straight to JSON in the layout of models.TradesPage, as candle lists are.
+    # The id range may hold trades of other times (times that go backwards as ids grow): a page
+    # lists those of [start, end) among `limit` ids read, so it may hold fewer than `limit`.
     page = [
         {
             "trade_id": row["trade_id"],
@@ -80,6 +82,7 @@ async def export_trades(
             "side": Side.SELL if row["buyer_is_maker"] else Side.BUY,
         }
         for row in rows
+        if start <= row["trade_time"] < end
     ]
     more = len(rows) == limit and rows[-1]["trade_id"] < bounds[1]
     next_from_id = rows[-1]["trade_id"] + 1 if more else None
@@ -137,7 +140,9 @@ async def _csv_export(
     async def body() -> AsyncIterator[bytes]:
         yield trades.CSV_HEADER
         if bounds is not None:
-            async for chunk in trades.csv_chunks(snapshot, symbol, bounds[0], bounds[1], settings.export_timeout_ms):
+            async for chunk in trades.csv_chunks(
+                snapshot, symbol, bounds[0], bounds[1], start, end, settings.export_timeout_ms
+            ):
                 yield chunk
 
     filename = f"{symbol}-trades-{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}.csv"
