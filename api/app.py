@@ -88,7 +88,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.state.registry = CollectorRegistry()
     metrics_dir = shared_metrics_dir()
     metrics = ApiMetrics(app.state.registry, lambda: float(engine.sync_engine.pool.checkedout()))  # type: ignore[attr-defined]
-    app.add_middleware(MetricsAndLimits, metrics=metrics, max_query_bytes=settings.max_query_string_bytes)
+    app.add_middleware(
+        MetricsAndLimits,
+        metrics=metrics,
+        max_query_bytes=settings.max_query_string_bytes,
+        max_in_flight=settings.limit_concurrency,
+    )
 
     for module in (health, prices, symbols, candles, stats, export, reconcile, binance_compat, status, live, web):
         app.include_router(module.router)

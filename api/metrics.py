@@ -99,10 +99,13 @@ class MetricsAndLimits:
     requests over the size limits before any routing: a GET carries no body, and its query
     string at most `max_query_bytes`."""
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics, max_query_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, max_query_bytes: int, max_in_flight: int = 200) -> None:
         self.app = app
         self.metrics = metrics
         self.max_query_bytes = max_query_bytes
+        # Requests being answered (not connections: an idle socket costs no work).
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -111,6 +114,8 @@ class MetricsAndLimits:
         started = time.perf_counter()
         status = 500
         refusal = self._refusal(scope)
+        if refusal is None and self.in_flight >= self.max_in_flight:
+            refusal = 503, "too many requests in flight, retry later"
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
@@ -119,12 +124,15 @@ class MetricsAndLimits:
             await send(message)
 
         self.metrics.in_flight.inc()
+        self.in_flight += 1
         try:
             if refusal is not None:
-                await _send_problem(send_and_note, *refusal)
+                overloaded = refusal[0] == 503
+                await _send_problem(send_and_note, *refusal, binance=overloaded and scope["path"].startswith("/api/"))
             else:
                 await self.app(scope, receive, send_and_note)
         finally:
+            self.in_flight -= 1
             self.metrics.in_flight.dec()
             route = scope.get("route")
             template = getattr(route, "path", None) or ("refused" if refusal else "unmatched")
@@ -143,8 +151,11 @@ class MetricsAndLimits:
         return None
 
 
-async def _send_problem(send: Send, status: int, detail: str) -> None:
-    body = orjson.dumps({"detail": detail, "errors": []})
+async def _send_problem(send: Send, status: int, detail: str, binance: bool = False) -> None:
+    # Binance's layout under /api/v3; -1008 is its "server is currently overloaded".
+    body = orjson.dumps({"code": -1008, "msg": detail} if binance else {"detail": detail, "errors": []})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -61,10 +61,12 @@ def uvicorn_config(settings: ApiSettings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         log_config=None,
-        # httptools' parser, with bounds on each request head's size and arrival time.
-        http=limited_http_protocol(settings.max_header_bytes, settings.header_timeout_s),
-        # Beyond this many connections and requests in flight uvicorn answers 503 at once.
-        limit_concurrency=settings.limit_concurrency,
+        # httptools' parser, with bounds on each request head's size and arrival time, and on open
+        # connections (idle ones give way to new ones).
+        http=limited_http_protocol(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections),
+        # No uvicorn limit_concurrency: it counts idle connections as load, so idle sockets shut
+        # real requests out. Requests in flight are capped by api/metrics.py instead.
+        limit_concurrency=None,
         timeout_keep_alive=settings.keep_alive_timeout_s,
         # The metrics middleware times every request; uvicorn's access log would add a log line each.
         access_log=False,

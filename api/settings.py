@@ -30,8 +30,12 @@ class ApiSettings(BaseSettings):
 
     # Request limits: GET requests carry their parameters in the query string and no body.
     max_query_string_bytes: Annotated[int, Field(ge=256)] = 4096
-    # Uvicorn answers 503 beyond this many connections and requests in flight.
+    # Requests in flight at once (live price streams included); beyond, a 503 with Retry-After.
+    # Idle and slow-header connections do not count (api/metrics.py).
     limit_concurrency: Annotated[int, Field(ge=1)] = 200
+    # Open connections per process; one more closes the longest-idle one (api/http_limits.py).
+    # Each costs a file descriptor: keep it below the process's open-file limit.
+    max_connections: Annotated[int, Field(ge=16)] = 4096
     # The request line and headers (431 beyond; api/http_limits.py), as nginx's and Node's 16 KiB.
     max_header_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024
     # A request head must be complete this long after the connection opened, or after its first
