@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.errors import Problem, install_error_handlers
 from api.export_slots import ExportSlots
+from api.head_requests import HeadAsGet
 from api.live import PriceFeed, engine_poll
 from api.metrics import ApiMetrics, MetricsAndLimits, forget_dead_workers, shared_metrics_dir, worker_stopped
 from api.routes import binance_compat, candles, export, health, live, prices, reconcile, stats, status, symbols, web
@@ -94,6 +95,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
         max_query_bytes=settings.max_query_string_bytes,
         max_in_flight=settings.limit_concurrency,
     )
+    app.add_middleware(HeadAsGet)
 
     for module in (health, prices, symbols, candles, stats, export, reconcile, binance_compat, status, live, web):
         app.include_router(module.router)

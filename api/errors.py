@@ -131,7 +131,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if request.url.path.startswith(BINANCE_PREFIX) and error.status_code == 404:
             return binance_error(404, -1000, "An unknown error occurred while processing the request.")
-        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+        # The layout of every /v1 error (an unknown path's 404, a 405 with its Allow header).
+        body = Problem(detail=str(error.detail)).model_dump(mode="json")
+        return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, error: DBAPIError) -> JSONResponse:

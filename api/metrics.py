@@ -13,6 +13,7 @@ import os
 import re
 import time
 from collections.abc import Callable
+from urllib.parse import parse_qsl
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -115,7 +116,7 @@ class MetricsAndLimits:
         status = 500
         refusal = self._refusal(scope)
         if refusal is None and self.in_flight >= self.max_in_flight:
-            refusal = 503, "too many requests in flight, retry later"
+            refusal = 503, "too many requests in flight, retry later", None
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
@@ -127,8 +128,9 @@ class MetricsAndLimits:
         self.in_flight += 1
         try:
             if refusal is not None:
-                overloaded = refusal[0] == 503
-                await _send_problem(send_and_note, *refusal, binance=overloaded and scope["path"].startswith("/api/"))
+                status, detail, parameter = refusal
+                binance = status == 503 and scope["path"].startswith("/api/")
+                await _send_problem(send_and_note, status, detail, parameter, binance=binance)
             else:
                 await self.app(scope, receive, send_and_note)
         finally:
@@ -140,20 +142,37 @@ class MetricsAndLimits:
             self.metrics.duration.labels(template).observe(time.perf_counter() - started)
             self.metrics.note_pool()
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
-        if len(scope.get("query_string", b"")) > self.max_query_bytes:
-            return 414, f"query string longer than {self.max_query_bytes} bytes"
+    def _refusal(self, scope: Scope) -> tuple[int, str, str | None] | None:
+        query = scope.get("query_string", b"")
+        if len(query) > self.max_query_bytes:
+            return 414, f"query string longer than {self.max_query_bytes} bytes", None
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.strip() not in (b"", b"0"):
-                return 413, "this API takes no request body"
+                return 413, "this API takes no request body", None
             if name == b"transfer-encoding":
-                return 413, "this API takes no request body"
+                return 413, "this API takes no request body", None
+        if scope["path"].startswith("/v1/") and (repeated := _repeated_parameter(query)) is not None:
+            # FastAPI would silently keep the last one.
+            return 422, f"{repeated}: given more than once; give it once", repeated
         return None
 
 
-async def _send_problem(send: Send, status: int, detail: str, binance: bool = False) -> None:
+def _repeated_parameter(query: bytes) -> str | None:
+    seen: set[str] = set()
+    for name, _value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+async def _send_problem(
+    send: Send, status: int, detail: str, parameter: str | None = None, binance: bool = False
+) -> None:
+    reason = detail.removeprefix(f"{parameter}: ")
+    errors = [] if parameter is None else [{"parameter": parameter, "location": "query", "reason": reason}]
     # Binance's layout under /api/v3; -1008 is its "server is currently overloaded".
-    body = orjson.dumps({"code": -1008, "msg": detail} if binance else {"detail": detail, "errors": []})
+    body = orjson.dumps({"code": -1008, "msg": detail} if binance else {"detail": detail, "errors": errors})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if status == 503:
         headers.append((b"retry-after", b"1"))

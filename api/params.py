@@ -23,8 +23,11 @@ MAX_INT64 = 2**63 - 1
 # it) can hold: a candle after a trade dated 9999-12-31 opens beyond it.
 LAST_DATETIME_MS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
 
-_SYMBOL = re.compile(r"^[A-Za-z0-9]{2,20}$")
-_EPOCH_MS = re.compile(r"^[0-9]{1,16}$")
+# fullmatch, not match with $: "$" also matches before a trailing newline ("BTCUSDT\n").
+_SYMBOL = re.compile(r"[A-Za-z0-9]{2,20}")
+_EPOCH_MS = re.compile(r"[0-9]{1,16}")
+# ISO 8601's basic date, YYYYMMDD: eight digits that would otherwise read as epoch milliseconds.
+_BASIC_DATE = re.compile(r"[0-9]{8}")
 
 
 def to_ms(moment: datetime) -> int:
@@ -56,7 +59,12 @@ def parse_timestamp(value: object) -> datetime:
         moment = value
     else:
         text = str(value).strip()
-        if _EPOCH_MS.match(text):
+        if _BASIC_DATE.fullmatch(text) and _is_date(text):
+            raise ValueError(
+                f"ambiguous: {text} is an ISO 8601 basic date and epoch milliseconds alike; write the date"
+                f" as {text[:4]}-{text[4:6]}-{text[6:]} (epoch milliseconds of a trade have 13 digits)"
+            )
+        if _EPOCH_MS.fullmatch(text):
             milliseconds = int(text)
             if milliseconds >= MAX_EPOCH_MS:
                 raise ValueError(f"epoch milliseconds must be below {MAX_EPOCH_MS} (year 9000)")
@@ -79,9 +87,17 @@ def parse_timestamp(value: object) -> datetime:
     return moment
 
 
+def _is_date(digits: str) -> bool:
+    try:
+        datetime.strptime(digits, "%Y%m%d")
+    except ValueError:
+        return False
+    return True
+
+
 def parse_symbol(value: object) -> str:
     text = str(value)
-    if not _SYMBOL.match(text):
+    if not _SYMBOL.fullmatch(text):
         raise ValueError("a Binance symbol is 2 to 20 letters and digits, e.g. BTCUSDT")
     return text.upper()
 
