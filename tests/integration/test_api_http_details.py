@@ -3,6 +3,7 @@ without a body on every GET route; a symbol with trailing whitespace or a newlin
 ISO 8601 basic date (20251122) is a 422 saying so, not epoch milliseconds; a /v1 parameter given
 twice is a 422 naming it; 404 and 405 bodies have the errors layout of every other error."""
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -40,7 +41,7 @@ GET_PATHS = [
 
 
 @pytest.fixture()
-def client(database: dict[str, str]) -> TestClient:
+def client(database: dict[str, str]) -> Iterator[TestClient]:
     migrated(database).trades(
         [
             TradeRow("BTCUSDT", 1 + i, Decimal("84515.96"), Decimal("0.0012"), T0 + i * 700, i % 2 == 0)
@@ -48,7 +49,7 @@ def client(database: dict[str, str]) -> TestClient:
         ]
     )
     with asgi_client(database) as client:
-        yield client  # type: ignore[misc]
+        yield client
 
 
 def test_head_is_get_without_a_body_on_every_get_route(client: TestClient) -> None:
