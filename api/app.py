@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -103,4 +104,23 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.mount("/static", web.static_files(), name="static")
     app.state.price_feed = PriceFeed(engine_poll(engine))
     install_error_handlers(app)
+    fastapi_openapi = app.openapi
+    app.openapi = lambda: _with_setting_maxima(fastapi_openapi(), settings)  # type: ignore[method-assign]
     return app
+
+
+# Query parameters whose maximum is a setting: the OpenAPI document states this deployment's.
+_SETTING_MAXIMA = {
+    ("/v1/candles", "limit"): "candles_max_limit",
+    ("/v1/indicators/sma", "limit"): "candles_max_limit",
+    ("/v1/trades", "limit"): "export_json_max_limit",
+}
+
+
+def _with_setting_maxima(schema: dict[str, Any], settings: ApiSettings) -> dict[str, Any]:
+    """FastAPI's document (built once and cached), with this deployment's maxima filled in."""
+    for (path, name), setting in _SETTING_MAXIMA.items():
+        for parameter in schema["paths"][path]["get"].get("parameters", []):
+            if parameter["name"] == name:
+                parameter["schema"]["maximum"] = getattr(settings, setting)
+    return schema

@@ -26,8 +26,9 @@ LAST_DATETIME_MS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(milli
 # fullmatch, not match with $: "$" also matches before a trailing newline ("BTCUSDT\n").
 _SYMBOL = re.compile(r"[A-Za-z0-9]{2,20}")
 _EPOCH_MS = re.compile(r"[0-9]{1,16}")
-# ISO 8601's basic date, YYYYMMDD: eight digits that would otherwise read as epoch milliseconds.
-_BASIC_DATE = re.compile(r"[0-9]{8}")
+# Eight digits read as ISO 8601's basic date (YYYYMMDD) and as epoch milliseconds alike: refused
+# (epoch milliseconds of that length are 1970-01-01T02:46 to 1970-01-02T03:46, before any trade).
+_EIGHT_DIGITS = re.compile(r"[0-9]{8}")
 
 
 def to_ms(moment: datetime) -> int:
@@ -59,10 +60,10 @@ def parse_timestamp(value: object) -> datetime:
         moment = value
     else:
         text = str(value).strip()
-        if _BASIC_DATE.fullmatch(text) and _is_date(text):
+        if _EIGHT_DIGITS.fullmatch(text):
             raise ValueError(
-                f"ambiguous: {text} is an ISO 8601 basic date and epoch milliseconds alike; write the date"
-                f" as {text[:4]}-{text[4:6]}-{text[6:]} (epoch milliseconds of a trade have 13 digits)"
+                f"ambiguous: {text} reads as an ISO 8601 basic date and as epoch milliseconds alike; write a"
+                f" date as {text[:4]}-{text[4:6]}-{text[6:]} (epoch milliseconds of a trade have 13 digits)"
             )
         if _EPOCH_MS.fullmatch(text):
             milliseconds = int(text)
@@ -87,14 +88,6 @@ def parse_timestamp(value: object) -> datetime:
     return moment
 
 
-def _is_date(digits: str) -> bool:
-    try:
-        datetime.strptime(digits, "%Y%m%d")
-    except ValueError:
-        return False
-    return True
-
-
 def parse_symbol(value: object) -> str:
     text = str(value)
     if not _SYMBOL.fullmatch(text):
@@ -115,17 +108,20 @@ def parse_windows(value: object) -> list[int]:
     windows = [int(part) for part in parts]
     if any(not 2 <= window <= 1000 for window in windows):
         raise ValueError("each window must be between 2 and 1000")
-    if len(set(windows)) != len(windows):
-        raise ValueError("windows must be distinct")
-    return windows
+    # A window given twice is the same average: asked once.
+    return list(dict.fromkeys(windows))
 
 
+# The accepted times as OpenAPI can state them: ISO 8601 from year 1970 to 8999, or epoch
+# milliseconds below year 9000 but for eight digits (ambiguous with a basic date, refused).
 _TIME_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "string", "format": "date-time"},
-        {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MS - 1},
+        {"type": "string", "format": "date-time", "pattern": "^(19[7-9][0-9]|[2-8][0-9]{3})-"},
+        {"type": "integer", "minimum": 0, "maximum": 9_999_999},
+        {"type": "integer", "minimum": 100_000_000, "maximum": MAX_EPOCH_MS - 1},
     ],
 }
+_WINDOW = "(1000|[1-9][0-9]{1,2}|[2-9])"
 
 TimeValue = Annotated[datetime, BeforeValidator(parse_timestamp), WithJsonSchema(_TIME_SCHEMA)]
 SymbolValue = Annotated[
@@ -136,7 +132,7 @@ SymbolValue = Annotated[
 WindowsValue = Annotated[
     list[int],
     BeforeValidator(parse_windows),
-    WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,4}(,[0-9]{1,4}){0,4}$", "examples": ["10,20"]}),
+    WithJsonSchema({"type": "string", "pattern": f"^{_WINDOW}(,{_WINDOW}){{0,4}}$", "examples": ["10,20"]}),
 ]
 
 TIME_HELP = "ISO 8601 (no zone means UTC) or epoch milliseconds"
