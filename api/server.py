@@ -8,7 +8,7 @@ as they lived. The supervisor here starts the workers, replaces one that dies (a
 1, when they fail to start), and on SIGTERM or SIGINT stops them gracefully before it exits.
 
 Everything an app holds is per process: the database pool (db_pool_size + db_max_overflow
-connections each), uvicorn's limit_concurrency, the live price poller and its client cap
+connections each), the in-flight and connection limits, the live price poller and its client cap
 (api/live.py), the statement caches. Prometheus metrics alone are shared (api/metrics.py), so that
 a scrape, whichever worker answers it, counts every worker's requests.
 """

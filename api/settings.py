@@ -39,7 +39,7 @@ class ApiSettings(BaseSettings):
     # The request line and headers (431 beyond; api/http_limits.py), as nginx's and Node's 16 KiB.
     max_header_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024
     # A request head must be complete this long after the connection opened, or after its first
-    # byte (408 beyond): otherwise slow clients could hold every connection `limit_concurrency` allows.
+    # byte (408 beyond): otherwise slow clients would hold their sockets for ever.
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     # An idle keep-alive connection is closed after this long (uvicorn's timeout_keep_alive).
     keep_alive_timeout_s: Annotated[int, Field(ge=1)] = 5
