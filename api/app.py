@@ -3,6 +3,7 @@
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -10,6 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from api.errors import Problem, install_error_handlers
+from api.export_slots import ExportSlots
+from api.head_requests import HeadAsGet
 from api.live import PriceFeed, engine_poll
 from api.metrics import ApiMetrics, MetricsAndLimits, forget_dead_workers, shared_metrics_dir, worker_stopped
 from api.routes import binance_compat, candles, export, health, live, prices, reconcile, stats, status, symbols, web
@@ -83,10 +86,17 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.state.engine = engine
     app.state.settings = settings
+    app.state.export_slots = ExportSlots(settings.export_max_concurrent)
     app.state.registry = CollectorRegistry()
     metrics_dir = shared_metrics_dir()
     metrics = ApiMetrics(app.state.registry, lambda: float(engine.sync_engine.pool.checkedout()))  # type: ignore[attr-defined]
-    app.add_middleware(MetricsAndLimits, metrics=metrics, max_query_bytes=settings.max_query_string_bytes)
+    app.add_middleware(
+        MetricsAndLimits,
+        metrics=metrics,
+        max_query_bytes=settings.max_query_string_bytes,
+        max_in_flight=settings.limit_concurrency,
+    )
+    app.add_middleware(HeadAsGet)
 
     for module in (health, prices, symbols, candles, stats, export, reconcile, binance_compat, status, live, web):
         app.include_router(module.router)
@@ -94,4 +104,23 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.mount("/static", web.static_files(), name="static")
     app.state.price_feed = PriceFeed(engine_poll(engine))
     install_error_handlers(app)
+    fastapi_openapi = app.openapi
+    app.openapi = lambda: _with_setting_maxima(fastapi_openapi(), settings)  # type: ignore[method-assign]
     return app
+
+
+# Query parameters whose maximum is a setting: the OpenAPI document states this deployment's.
+_SETTING_MAXIMA = {
+    ("/v1/candles", "limit"): "candles_max_limit",
+    ("/v1/indicators/sma", "limit"): "candles_max_limit",
+    ("/v1/trades", "limit"): "export_json_max_limit",
+}
+
+
+def _with_setting_maxima(schema: dict[str, Any], settings: ApiSettings) -> dict[str, Any]:
+    """FastAPI's document (built once and cached), with this deployment's maxima filled in."""
+    for (path, name), setting in _SETTING_MAXIMA.items():
+        for parameter in schema["paths"][path]["get"].get("parameters", []):
+            if parameter["name"] == name:
+                parameter["schema"]["maximum"] = getattr(settings, setting)
+    return schema

@@ -8,13 +8,13 @@ without one.
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Context, Decimal
+from decimal import Decimal
 from typing import Any
 
 from api.candles import Candle
 from api.params import to_ms
+from schemas import decimals
 
-_CONTEXT = Context(prec=80, rounding=ROUND_HALF_EVEN)
 DEFAULT_PRECISION = 8
 
 
@@ -37,7 +37,7 @@ def precision_from_info(info: Mapping[str, Any] | None) -> Precision:
 
 
 def format_decimal(value: Decimal, places: int) -> str:
-    return f"{value.quantize(Decimal(1).scaleb(-places), context=_CONTEXT):f}"
+    return decimals.plain(value.quantize(Decimal(1).scaleb(-places), context=decimals.EXACT))
 
 
 def format_decimal_text(text: str, places: int) -> str:
@@ -76,7 +76,7 @@ def trade_object(row: Mapping[Any, Any], precision: Precision) -> dict[str, Any]
         "id": row["trade_id"],
         "price": format_decimal(price, precision.price),
         "qty": format_decimal(quantity, precision.quantity),
-        "quoteQty": format_decimal(price * quantity, precision.quote),
+        "quoteQty": format_decimal(decimals.multiply(price, quantity), precision.quote),
         "time": to_ms(row["trade_time"]),
         "isBuyerMaker": row["buyer_is_maker"],
         "isBestMatch": True,

@@ -64,7 +64,7 @@ class BinanceParams:
             if required:
                 raise mandatory("symbol")
             return None
-        if not _SYMBOL.match(value):
+        if not _SYMBOL.fullmatch(value):
             raise illegal("symbol", _SYMBOL_RANGE)
         return value.upper()
 
@@ -72,7 +72,7 @@ class BinanceParams:
         value = self.text("symbols")
         if not value:
             return None
-        if not _SYMBOLS.match(value):
+        if not _SYMBOLS.fullmatch(value):
             raise illegal("symbols", _SYMBOLS_RANGE)
         names = [str(name).upper() for name in json.loads(value)]
         if len(set(names)) != len(names):
@@ -85,7 +85,7 @@ class BinanceParams:
         value = self.text(name)
         if value is None or value == "":
             return None
-        if not _UNSIGNED.match(value) or int(value) > MAX_INT64:
+        if not _UNSIGNED.fullmatch(value) or int(value) > MAX_INT64:
             raise illegal(name, _UNSIGNED_RANGE)
         return int(value)
 
@@ -127,7 +127,7 @@ class BinanceParams:
         value = self.text("timeZone")
         if value is None or value == "":
             return 0
-        match = _TIME_ZONE.match(value)
+        match = _TIME_ZONE.fullmatch(value)
         if match is None:
             raise not_valid("timeZone")
         sign = -1 if match[1] == "-" else 1

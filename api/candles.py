@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from api import intervals
 from api.intervals import Interval
+from schemas import decimals
 
 ZERO = "0"
 
@@ -89,12 +90,13 @@ def cap_by_rollup_rows(
 
 
 def moving_average(values: Sequence[Decimal], window: int) -> list[Decimal | None]:
-    """Simple moving average: None until `window` values exist (like pandas' rolling mean)."""
+    """Simple moving average: None until `window` values exist (like pandas' rolling mean). The
+    running sum is exact, so is every mean that terminates (schemas/decimals.py)."""
     averages: list[Decimal | None] = []
     running = Decimal(0)
     for index, value in enumerate(values):
-        running += value
+        running = decimals.add(running, value)
         if index >= window:
-            running -= values[index - window]
-        averages.append(running / window if index >= window - 1 else None)
+            running = decimals.subtract(running, values[index - window])
+        averages.append(decimals.divide(running, window) if index >= window - 1 else None)
     return averages

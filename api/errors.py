@@ -131,7 +131,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if request.url.path.startswith(BINANCE_PREFIX) and error.status_code == 404:
             return binance_error(404, -1000, "An unknown error occurred while processing the request.")
-        return JSONResponse({"detail": str(error.detail)}, status_code=error.status_code, headers=error.headers)
+        # The layout of every /v1 error (an unknown path's 404, a 405 with its Allow header).
+        body = Problem(detail=str(error.detail)).model_dump(mode="json")
+        return JSONResponse(body, status_code=error.status_code, headers=error.headers)
 
     @app.exception_handler(DBAPIError)
     async def database_error(request: Request, error: DBAPIError) -> JSONResponse:
@@ -157,8 +159,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return _unavailable(request, "too busy, retry later")
 
 
+RETRY_AFTER_S = 1
+
+
 def _unavailable(request: Request, detail: str) -> JSONResponse:
+    retry = {"Retry-After": str(RETRY_AFTER_S)}
     if request.url.path.startswith(BINANCE_PREFIX):
         # -1001 DISCONNECTED: "Internal error; unable to process your request. Please try again."
-        return binance_error(503, -1001, "Internal error; unable to process your request. Please try again.")
-    return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "1"})
+        body: dict[str, Any] = {
+            "code": -1001,
+            "msg": "Internal error; unable to process your request. Please try again.",
+        }
+        return JSONResponse(body, status_code=503, headers=retry)
+    return JSONResponse(Problem(detail=detail).model_dump(mode="json"), status_code=503, headers=retry)
+
+
+def busy(request: Request, detail: str) -> JSONResponse:
+    """503 with Retry-After: the service is at a limit of its own, not broken."""
+    return _unavailable(request, detail)

@@ -16,6 +16,11 @@ arrives before the head is complete:
 * **time**: a head not complete `head_timeout_s` after the connection opened (first request) or
   after its first byte (later ones) is answered 408 and the connection closed; a connection that
   sent nothing is closed. Between requests, uvicorn's own keep-alive timer applies.
+* **connections**: at most `max_connections` open at once. One more closes the connection that
+  has been idle longest (no request in flight: between requests, or still sending its head), so
+  idle and slow-header sockets can never keep a real request out; only when every connection has
+  a request in flight is the new one answered 503 and closed. (uvicorn's `limit_concurrency`
+  counted idle sockets as load: a few hundred idle connections made every request a 503.)
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     max_head_bytes: ClassVar[int] = 16 * 1024
     head_timeout_s: ClassVar[float] = 10.0
+    max_connections: ClassVar[int] = 4096
 
     def __init__(
         self,
@@ -58,10 +64,37 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_timer: asyncio.TimerHandle | None = None
         self._refused = False
+        self._idle_since = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._idle_since = self.loop.time()
         self._head_timer = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+        if len(self.connections) > self.max_connections and not self._make_room():
+            log.warning("every connection has a request in flight: refused", extra={"client": self._peer()})
+            self._refuse(503, "too many connections with requests in flight, retry later")
+
+    def on_response_complete(self) -> None:
+        self._idle_since = self.loop.time()
+        super().on_response_complete()
+
+    def _busy(self) -> bool:
+        return self.cycle is not None and not self.cycle.response_complete
+
+    def _make_room(self) -> bool:
+        """Closes the connection idle longest (not this one); False when none is idle."""
+        idle = [
+            other
+            for other in self.connections
+            if isinstance(other, LimitedHttpToolsProtocol) and other is not self and not other._busy()
+        ]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda other: other._idle_since)
+        oldest._refused = True
+        oldest._cancel_head_timer()
+        oldest.transport.close()
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
@@ -142,6 +175,8 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self.cycle is None or self.cycle.response_complete:
             body = orjson.dumps({"detail": detail, "errors": []})
             head = [STATUS_LINE[status]]
+            if status == 503:
+                head.append(b"retry-after: 1\r\n")
             for name, value in self.server_state.default_headers:
                 head += [name, b": ", value, b"\r\n"]
             head += [
@@ -161,10 +196,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         return f"{self.client[0]}:{self.client[1]}" if self.client else "?"
 
 
-def limited_http_protocol(max_head_bytes: int, head_timeout_s: float) -> type[LimitedHttpToolsProtocol]:
+def limited_http_protocol(
+    max_head_bytes: int, head_timeout_s: float, max_connections: int = 4096
+) -> type[LimitedHttpToolsProtocol]:
     """The protocol class to pass as uvicorn's `http`, with these limits (uvicorn instantiates it)."""
     return type(
         "LimitedHttpToolsProtocol",
         (LimitedHttpToolsProtocol,),
-        {"max_head_bytes": max_head_bytes, "head_timeout_s": head_timeout_s},
+        {"max_head_bytes": max_head_bytes, "head_timeout_s": head_timeout_s, "max_connections": max_connections},
     )

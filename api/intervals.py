@@ -5,8 +5,6 @@ Binance's rules: fixed intervals (1s to 3d) are aligned to the epoch; weeks open
 `timeZone` offset the boundaries are those of local time (the offset is a whole number of minutes).
 """
 
-import calendar
-import datetime as dt
 from collections.abc import Sequence
 from enum import StrEnum
 
@@ -66,15 +64,49 @@ def rollup_ms(interval: Interval) -> int:
 
 
 def _month_start_ms(year: int, month: int) -> int:
-    return calendar.timegm((year, month, 1, 0, 0, 0)) * 1000
+    """Epoch ms of the 1st of a month, in integers: the proleptic Gregorian calendar goes on past
+    year 9999 (where Python's datetime ends, and a trade dated 9999-12-31 has its month's end)."""
+    leap_day = 1 if month > 2 and _is_leap(year) else 0
+    days = _days_before_year(year) - _DAYS_BEFORE_1970 + _DAYS_BEFORE_MONTH[month - 1] + leap_day
+    return days * DAY_MS
+
+
+def _year_month(time_ms: int) -> tuple[int, int]:
+    """(year, month) of an epoch ms time, past year 9999 too."""
+    days = time_ms // DAY_MS
+    # A first guess from the mean Gregorian year, then corrected by at most a year either way.
+    year = 1970 + days * 400 // 146_097
+    while _month_start_ms(year, 1) > time_ms:
+        year -= 1
+    while _month_start_ms(year + 1, 1) <= time_ms:
+        year += 1
+    month = 12
+    while _month_start_ms(year, month) > time_ms:
+        month -= 1
+    return year, month
+
+
+_DAYS_BEFORE_MONTH = (0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334)
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def _days_before_year(year: int) -> int:
+    previous = year - 1
+    return previous * 365 + previous // 4 - previous // 100 + previous // 400
+
+
+_DAYS_BEFORE_1970 = _days_before_year(1970)
 
 
 def open_time(interval: Interval, time_ms: int, offset_ms: int = 0) -> int:
     """Open time of the kline that contains `time_ms`."""
     local = time_ms + offset_ms
     if interval is Interval.MONTH1:
-        day = dt.datetime.fromtimestamp(local // 1000, tz=dt.UTC)
-        return _month_start_ms(day.year, day.month) - offset_ms
+        year, month = _year_month(local)
+        return _month_start_ms(year, month) - offset_ms
     if interval is Interval.W1:
         return (local - FIRST_MONDAY_MS) // WEEK_MS * WEEK_MS + FIRST_MONDAY_MS - offset_ms
     length = FIXED_MS[interval]
@@ -83,8 +115,8 @@ def open_time(interval: Interval, time_ms: int, offset_ms: int = 0) -> int:
 
 def next_open_time(interval: Interval, open_ms: int, offset_ms: int = 0) -> int:
     if interval is Interval.MONTH1:
-        local = dt.datetime.fromtimestamp((open_ms + offset_ms) // 1000, tz=dt.UTC)
-        year, month = (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+        year, month = _year_month(open_ms + offset_ms)
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
         return _month_start_ms(year, month) - offset_ms
     return open_ms + FIXED_MS[interval]
 

@@ -33,7 +33,7 @@ PollFunction = Callable[[], Awaitable[Sequence[Mapping[Any, Any]]]]
 POLL_INTERVAL_S = 1.0
 # While the database is away the poller backs off, doubling up to this.
 POLL_BACKOFF_MAX_S = 10.0
-# SSE connections held at once (each holds a connection slot under uvicorn's limit_concurrency,
+# SSE connections held at once (each is a request in flight under API_LIMIT_CONCURRENCY,
 # 200 by default): beyond this a client gets a 503 and its page retries later. Per api process,
 # as limit_concurrency is: with API_WORKERS processes, that many times both.
 MAX_CLIENTS = 100

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from urllib.parse import parse_qsl
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -108,10 +109,13 @@ class MetricsAndLimits:
     requests over the size limits before any routing: a GET carries no body, and its query
     string at most `max_query_bytes`."""
 
-    def __init__(self, app: ASGIApp, metrics: ApiMetrics, max_query_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics, max_query_bytes: int, max_in_flight: int = 200) -> None:
         self.app = app
         self.metrics = metrics
         self.max_query_bytes = max_query_bytes
+        # Requests being answered (not connections: an idle socket costs no work).
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -120,6 +124,8 @@ class MetricsAndLimits:
         started = time.perf_counter()
         status = 500
         refusal = self._refusal(scope)
+        if refusal is None and self.in_flight >= self.max_in_flight:
+            refusal = 503, "too many requests in flight, retry later", None
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
@@ -128,12 +134,16 @@ class MetricsAndLimits:
             await send(message)
 
         self.metrics.in_flight.inc()
+        self.in_flight += 1
         try:
             if refusal is not None:
-                await _send_problem(send_and_note, *refusal)
+                status, detail, parameter = refusal
+                binance = status == 503 and scope["path"].startswith("/api/")
+                await _send_problem(send_and_note, status, detail, parameter, binance=binance)
             else:
                 await self.app(scope, receive, send_and_note)
         finally:
+            self.in_flight -= 1
             self.metrics.in_flight.dec()
             route = scope.get("route")
             template = getattr(route, "path", None) or ("refused" if refusal else "unmatched")
@@ -141,20 +151,40 @@ class MetricsAndLimits:
             self.metrics.duration.labels(template).observe(time.perf_counter() - started)
             self.metrics.note_pool()
 
-    def _refusal(self, scope: Scope) -> tuple[int, str] | None:
-        if len(scope.get("query_string", b"")) > self.max_query_bytes:
-            return 414, f"query string longer than {self.max_query_bytes} bytes"
+    def _refusal(self, scope: Scope) -> tuple[int, str, str | None] | None:
+        query = scope.get("query_string", b"")
+        if len(query) > self.max_query_bytes:
+            return 414, f"query string longer than {self.max_query_bytes} bytes", None
         for name, value in scope.get("headers", ()):
             if name == b"content-length" and value.strip() not in (b"", b"0"):
-                return 413, "this API takes no request body"
+                return 413, "this API takes no request body", None
             if name == b"transfer-encoding":
-                return 413, "this API takes no request body"
+                return 413, "this API takes no request body", None
+        if scope["path"].startswith("/v1/") and (repeated := _repeated_parameter(query)) is not None:
+            # FastAPI would silently keep the last one.
+            return 422, f"{repeated}: given more than once; give it once", repeated
         return None
 
 
-async def _send_problem(send: Send, status: int, detail: str) -> None:
-    body = orjson.dumps({"detail": detail, "errors": []})
+def _repeated_parameter(query: bytes) -> str | None:
+    seen: set[str] = set()
+    for name, _value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name in seen:
+            return name
+        seen.add(name)
+    return None
+
+
+async def _send_problem(
+    send: Send, status: int, detail: str, parameter: str | None = None, binance: bool = False
+) -> None:
+    reason = detail.removeprefix(f"{parameter}: ")
+    errors = [] if parameter is None else [{"parameter": parameter, "location": "query", "reason": reason}]
+    # Binance's layout under /api/v3; -1008 is its "server is currently overloaded".
+    body = orjson.dumps({"code": -1008, "msg": detail} if binance else {"detail": detail, "errors": errors})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if status == 503:
+        headers.append((b"retry-after", b"1"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

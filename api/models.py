@@ -4,16 +4,27 @@ through a float; times are UTC, ISO 8601 with a Z."""
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
 from api.intervals import Interval
+from schemas.decimals import plain
+
+# Every decimal an answer carries, as fixed-point text (schemas/decimals.py): pydantic's own
+# str() would print 0.00000099 as "9.9E-7".
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
+DecimalText = Annotated[
+    Decimal,
+    PlainSerializer(plain, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN}, mode="serialization"),
+]
 
 
 class LatestPrice(BaseModel):
     symbol: str = Field(examples=["BTCUSDT"])
-    price: Decimal = Field(description="price of the newest trade, exactly as Binance sent it")
-    quantity: Decimal
+    price: DecimalText = Field(description="price of the newest trade, exactly as Binance sent it")
+    quantity: DecimalText
     trade_id: int
     trade_time: datetime = Field(description="UTC")
 
@@ -41,8 +52,8 @@ class Symbols(BaseModel):
 class PriceAt(BaseModel):
     symbol: str
     timestamp: datetime = Field(description="the second asked about (its start)")
-    price: Decimal = Field(description="price of the last trade at or before the end of that second")
-    quantity: Decimal
+    price: DecimalText = Field(description="price of the last trade at or before the end of that second")
+    quantity: DecimalText
     trade_id: int
     actual_timestamp: datetime = Field(description="time of that trade")
 
@@ -50,12 +61,12 @@ class PriceAt(BaseModel):
 class MinuteRange(BaseModel):
     symbol: str
     minute: datetime
-    high: Decimal | None = Field(description="null when the minute had no trades")
-    low: Decimal | None
-    open: Decimal | None
-    close: Decimal | None
-    volume: Decimal
-    quote_volume: Decimal
+    high: DecimalText | None = Field(description="null when the minute had no trades")
+    low: DecimalText | None
+    open: DecimalText | None
+    close: DecimalText | None
+    volume: DecimalText
+    quote_volume: DecimalText
     trade_count: int
 
 
@@ -63,16 +74,16 @@ class CandleOut(BaseModel):
     """A Binance kline: the same boundaries and fields as GET /api/v3/klines."""
 
     open_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
+    open: DecimalText
+    high: DecimalText
+    low: DecimalText
+    close: DecimalText
+    volume: DecimalText
     close_time: datetime = Field(description="the next candle's open time minus 1 ms, as Binance's")
-    quote_volume: Decimal
+    quote_volume: DecimalText
     trade_count: int
-    taker_buy_base_volume: Decimal
-    taker_buy_quote_volume: Decimal
+    taker_buy_base_volume: DecimalText
+    taker_buy_quote_volume: DecimalText
     first_trade_id: int | None = Field(description="null for an interval without trades (flat at the last close)")
     last_trade_id: int | None
 
@@ -91,20 +102,20 @@ class Stats(BaseModel):
     start: datetime
     end: datetime
     trade_count: int
-    mean_price: Decimal | None = Field(description="arithmetic mean of trade prices; null without trades")
-    vwap: Decimal | None = Field(description="volume-weighted average price: quote volume / volume")
-    high: Decimal | None
-    low: Decimal | None
-    volume: Decimal
-    quote_volume: Decimal
+    mean_price: DecimalText | None = Field(description="arithmetic mean of trade prices; null without trades")
+    vwap: DecimalText | None = Field(description="volume-weighted average price: quote volume / volume")
+    high: DecimalText | None
+    low: DecimalText | None
+    volume: DecimalText
+    quote_volume: DecimalText
     first_trade_time: datetime | None
     last_trade_time: datetime | None
 
 
 class SmaPoint(BaseModel):
     open_time: datetime
-    close: Decimal
-    sma: dict[str, Decimal | None] = Field(
+    close: DecimalText
+    sma: dict[str, DecimalText | None] = Field(
         description="window length -> mean of the last that many closes; null until that many exist"
     )
 
@@ -124,8 +135,8 @@ class Side(StrEnum):
 class TradeOut(BaseModel):
     trade_id: int
     trade_time: datetime
-    price: Decimal
-    quantity: Decimal
+    price: DecimalText
+    quantity: DecimalText
     side: Side = Field(description="the taker's side: sell when the buyer was the maker")
 
 
@@ -144,9 +155,9 @@ class Agreement(StrEnum):
 
 class SecondComparison(BaseModel):
     second: datetime
-    ws_close: Decimal | None = Field(description="price of the last WebSocket trade at or before the second's end")
-    rest_close: Decimal | None = Field(description="close of the 1s kline fetched over REST")
-    difference: Decimal | None = Field(description="ws_close - rest_close")
+    ws_close: DecimalText | None = Field(description="price of the last WebSocket trade at or before the second's end")
+    rest_close: DecimalText | None = Field(description="close of the 1s kline fetched over REST")
+    difference: DecimalText | None = Field(description="ws_close - rest_close")
     ws_trade_count: int
     rest_trade_count: int | None
     agreement: Agreement

@@ -19,9 +19,16 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TIME = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_EPOCH_MS = int((MAX_TIME - EPOCH).total_seconds() * 1000)
 MAX_INT64 = 2**63 - 1
+# The last millisecond Python's datetime (and so a stored trade's time, as the consumer accepts
+# it) can hold: a candle after a trade dated 9999-12-31 opens beyond it.
+LAST_DATETIME_MS = (datetime.max.replace(tzinfo=UTC) - EPOCH) // timedelta(milliseconds=1)
 
-_SYMBOL = re.compile(r"^[A-Za-z0-9]{2,20}$")
-_EPOCH_MS = re.compile(r"^[0-9]{1,16}$")
+# fullmatch, not match with $: "$" also matches before a trailing newline ("BTCUSDT\n").
+_SYMBOL = re.compile(r"[A-Za-z0-9]{2,20}")
+_EPOCH_MS = re.compile(r"[0-9]{1,16}")
+# Eight digits read as ISO 8601's basic date (YYYYMMDD) and as epoch milliseconds alike: refused
+# (epoch milliseconds of that length are 1970-01-01T02:46 to 1970-01-02T03:46, before any trade).
+_EIGHT_DIGITS = re.compile(r"[0-9]{8}")
 
 
 def to_ms(moment: datetime) -> int:
@@ -34,13 +41,31 @@ def from_ms(milliseconds: int) -> datetime:
     return EPOCH + timedelta(0, 0, 0, milliseconds)
 
 
+# The Gregorian calendar repeats every 400 years, which are 146,097 days.
+_GREGORIAN_CYCLE_MS = 146_097 * 86_400_000
+
+
+def time_after_ms(milliseconds: int) -> datetime | str:
+    """from_ms, and past year 9999 (the close time of a candle opened on 9999-12-30) ISO 8601's
+    expanded year, e.g. "+10000-01-01T23:59:59.999000Z", rather than a time that is not its own."""
+    if milliseconds <= LAST_DATETIME_MS:
+        return from_ms(milliseconds)
+    earlier = from_ms(milliseconds - _GREGORIAN_CYCLE_MS)
+    return f"+{earlier.year + 400:05d}{earlier:-%m-%dT%H:%M:%S.%f}Z"
+
+
 def parse_timestamp(value: object) -> datetime:
     """ISO 8601 (no zone means UTC) or epoch milliseconds -> an aware UTC datetime."""
     if isinstance(value, datetime):
         moment = value
     else:
         text = str(value).strip()
-        if _EPOCH_MS.match(text):
+        if _EIGHT_DIGITS.fullmatch(text):
+            raise ValueError(
+                f"ambiguous: {text} reads as an ISO 8601 basic date and as epoch milliseconds alike; write a"
+                f" date as {text[:4]}-{text[4:6]}-{text[6:]} (epoch milliseconds of a trade have 13 digits)"
+            )
+        if _EPOCH_MS.fullmatch(text):
             milliseconds = int(text)
             if milliseconds >= MAX_EPOCH_MS:
                 raise ValueError(f"epoch milliseconds must be below {MAX_EPOCH_MS} (year 9000)")
@@ -65,7 +90,7 @@ def parse_timestamp(value: object) -> datetime:
 
 def parse_symbol(value: object) -> str:
     text = str(value)
-    if not _SYMBOL.match(text):
+    if not _SYMBOL.fullmatch(text):
         raise ValueError("a Binance symbol is 2 to 20 letters and digits, e.g. BTCUSDT")
     return text.upper()
 
@@ -83,17 +108,20 @@ def parse_windows(value: object) -> list[int]:
     windows = [int(part) for part in parts]
     if any(not 2 <= window <= 1000 for window in windows):
         raise ValueError("each window must be between 2 and 1000")
-    if len(set(windows)) != len(windows):
-        raise ValueError("windows must be distinct")
-    return windows
+    # A window given twice is the same average: asked once.
+    return list(dict.fromkeys(windows))
 
 
+# The accepted times as OpenAPI can state them: ISO 8601 from year 1970 to 8999, or epoch
+# milliseconds below year 9000 but for eight digits (ambiguous with a basic date, refused).
 _TIME_SCHEMA: dict[str, Any] = {
     "anyOf": [
-        {"type": "string", "format": "date-time"},
-        {"type": "integer", "minimum": 0, "maximum": MAX_EPOCH_MS - 1},
+        {"type": "string", "format": "date-time", "pattern": "^(19[7-9][0-9]|[2-8][0-9]{3})-"},
+        {"type": "integer", "minimum": 0, "maximum": 9_999_999},
+        {"type": "integer", "minimum": 100_000_000, "maximum": MAX_EPOCH_MS - 1},
     ],
 }
+_WINDOW = "(1000|[1-9][0-9]{1,2}|[2-9])"
 
 TimeValue = Annotated[datetime, BeforeValidator(parse_timestamp), WithJsonSchema(_TIME_SCHEMA)]
 SymbolValue = Annotated[
@@ -104,7 +132,7 @@ SymbolValue = Annotated[
 WindowsValue = Annotated[
     list[int],
     BeforeValidator(parse_windows),
-    WithJsonSchema({"type": "string", "pattern": "^[0-9]{1,4}(,[0-9]{1,4}){0,4}$", "examples": ["10,20"]}),
+    WithJsonSchema({"type": "string", "pattern": f"^{_WINDOW}(,{_WINDOW}){{0,4}}$", "examples": ["10,20"]}),
 ]
 
 TIME_HELP = "ISO 8601 (no zone means UTC) or epoch milliseconds"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from api.models import Agreement
+from schemas import decimals
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,7 @@ class Comparison:
     def difference(self) -> Decimal | None:
         if self.ws_close is None or self.rest_close is None:
             return None
-        return self.ws_close - self.rest_close
+        return decimals.subtract(self.ws_close, self.rest_close)
 
 
 def compare(

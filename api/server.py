@@ -8,7 +8,7 @@ as they lived. The supervisor here starts the workers, replaces one that dies (a
 1, when they fail to start), and on SIGTERM or SIGINT stops them gracefully before it exits.
 
 Everything an app holds is per process: the database pool (db_pool_size + db_max_overflow
-connections each), uvicorn's limit_concurrency, the live price poller and its client cap
+connections each), the in-flight and connection limits, the live price poller and its client cap
 (api/live.py), the statement caches. Prometheus metrics alone are shared (api/metrics.py), so that
 a scrape, whichever worker answers it, counts every worker's requests.
 """
@@ -61,10 +61,12 @@ def uvicorn_config(settings: ApiSettings) -> uvicorn.Config:
         host=settings.host,
         port=settings.port,
         log_config=None,
-        # httptools' parser, with bounds on each request head's size and arrival time.
-        http=limited_http_protocol(settings.max_header_bytes, settings.header_timeout_s),
-        # Beyond this many connections and requests in flight uvicorn answers 503 at once.
-        limit_concurrency=settings.limit_concurrency,
+        # httptools' parser, with bounds on each request head's size and arrival time, and on open
+        # connections (idle ones give way to new ones).
+        http=limited_http_protocol(settings.max_header_bytes, settings.header_timeout_s, settings.max_connections),
+        # No uvicorn limit_concurrency: it counts idle connections as load, so idle sockets shut
+        # real requests out. Requests in flight are capped by api/metrics.py instead.
+        limit_concurrency=None,
         timeout_keep_alive=settings.keep_alive_timeout_s,
         # The metrics middleware times every request; uvicorn's access log would add a log line each.
         access_log=False,

@@ -30,12 +30,16 @@ class ApiSettings(BaseSettings):
 
     # Request limits: GET requests carry their parameters in the query string and no body.
     max_query_string_bytes: Annotated[int, Field(ge=256)] = 4096
-    # Uvicorn answers 503 beyond this many connections and requests in flight.
+    # Requests in flight at once (live price streams included); beyond, a 503 with Retry-After.
+    # Idle and slow-header connections do not count (api/metrics.py).
     limit_concurrency: Annotated[int, Field(ge=1)] = 200
+    # Open connections per process; one more closes the longest-idle one (api/http_limits.py).
+    # Each costs a file descriptor: keep it below the process's open-file limit.
+    max_connections: Annotated[int, Field(ge=16)] = 4096
     # The request line and headers (431 beyond; api/http_limits.py), as nginx's and Node's 16 KiB.
     max_header_bytes: Annotated[int, Field(ge=1024)] = 16 * 1024
     # A request head must be complete this long after the connection opened, or after its first
-    # byte (408 beyond): otherwise slow clients could hold every connection `limit_concurrency` allows.
+    # byte (408 beyond): otherwise slow clients would hold their sockets for ever.
     header_timeout_s: Annotated[float, Field(gt=0)] = 10.0
     # An idle keep-alive connection is closed after this long (uvicorn's timeout_keep_alive).
     keep_alive_timeout_s: Annotated[int, Field(ge=1)] = 5
@@ -50,6 +54,10 @@ class ApiSettings(BaseSettings):
     export_json_max_limit: Annotated[int, Field(ge=1000)] = 10_000
     # A CSV export is one COPY statement, timed as a whole: room for a month of a busy symbol.
     export_timeout_ms: Annotated[int, Field(ge=1000)] = 600_000
+    # CSV exports streaming at once per process, each holding one database connection while it
+    # streams: beyond, a 503 with Retry-After. Keep it well below db_pool_size + db_max_overflow,
+    # so that the other questions still find connections.
+    export_max_concurrent: Annotated[int, Field(ge=1)] = 4
     reconcile_max_range_s: Annotated[int, Field(ge=60)] = 6 * 3600
 
     # Processes serving requests (uvicorn workers, under a supervisor that restarts one that dies).

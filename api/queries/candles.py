@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api import intervals
 from api.candles import Candle, RollupRow, assemble, cap_by_rollup_rows
 from api.intervals import Interval
-from api.params import EPOCH, from_ms, to_ms
+from api.params import EPOCH, LAST_DATETIME_MS, from_ms, to_ms
 from schemas.tables import trade_candles_1m, trade_candles_1s
 
 
@@ -208,7 +208,9 @@ async def candles(
     earlier = [o for o in intervals.earlier_opens(interval, opens[0], history, offset_ms) if o >= first_data_open]
     every_open = earlier + opens
     table = rollup_table(interval)
-    start, stop = from_ms(every_open[0]), from_ms(following)
+    # Rollup rows open on whole seconds: stopping at the last representable millisecond instead
+    # of a candle opening in year 10000 leaves none out.
+    start, stop = from_ms(every_open[0]), from_ms(min(following, LAST_DATETIME_MS))
     if interval in (Interval.S1, Interval.M1):
         by_open = await rollup_rows(connection, table, symbol, start, stop)
     else:

@@ -3,7 +3,19 @@
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, RowMapping, Select, Text, bindparam, exists, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    DateTime,
+    RowMapping,
+    Select,
+    Text,
+    bindparam,
+    exists,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from schemas.tables import symbols, trade_candles_1m, trade_candles_1s, trades
@@ -11,22 +23,65 @@ from schemas.tables import symbols, trade_candles_1m, trade_candles_1s, trades
 _TRADE_COLUMNS = (trades.c.symbol, trades.c.price, trades.c.quantity, trades.c.trade_id, trades.c.trade_time)
 
 
+# Trade ids and times are not assumed to agree: a stream whose times were sent in the wrong unit
+# (milliseconds under a microsecond header) has times that go backwards as ids grow. "Newest" and
+# "last before" mean the latest trade time, the largest id among equal times. The 1-second
+# rollup maps each second to the id range its trades lie in (other seconds' trades may lie in
+# that range too, and the time condition leaves them out): a question reads the trades of one or
+# two seconds, never a symbol's whole history.
+
+
+def _latest_in_second(symbol: ColumnElement[str], rollup: Any, until: ColumnElement[datetime] | None) -> Any:
+    """LATERAL: the latest (time, id) trade of rollup row `rollup`'s second, before `until` if
+    given. LATERAL makes the id range an index condition."""
+    conditions = [
+        trades.c.symbol == symbol,
+        trades.c.trade_id.between(rollup.c.first_trade_id, rollup.c.last_trade_id),
+        trades.c.trade_time >= rollup.c.open_time,
+    ]
+    if until is not None:
+        conditions.append(trades.c.trade_time < until)
+    return (
+        select(*_TRADE_COLUMNS)
+        .where(*conditions)
+        .order_by(trades.c.trade_time.desc(), trades.c.trade_id.desc())
+        .limit(1)
+        .lateral("latest_in_second")
+    )
+
+
+def _latest_trade_query() -> Select[*tuple[Any, ...]]:
+    """The newest trade of :symbol: its newest rollup second (one backward step of the rollup's
+    primary key), then the latest trade of that second; no trade lies after it."""
+    symbol = bindparam("symbol", type_=Text)
+    newest = (
+        select(trade_candles_1s.c.open_time, trade_candles_1s.c.first_trade_id, trade_candles_1s.c.last_trade_id)
+        .where(trade_candles_1s.c.symbol == symbol)
+        .order_by(trade_candles_1s.c.open_time.desc())
+        .limit(1)
+        .subquery("newest_second")
+    )
+    latest = _latest_in_second(symbol, newest, None)
+    return select(latest).select_from(newest.join(latest, true()))
+
+
+_LATEST_TRADE = _latest_trade_query()
+
+
 async def latest_trade(connection: AsyncConnection, symbol: str) -> RowMapping | None:
-    """The newest trade of a symbol. Trade ids grow with time per symbol, so the primary key
-    index answers this with one backward step."""
-    query = select(*_TRADE_COLUMNS).where(trades.c.symbol == symbol).order_by(trades.c.trade_id.desc()).limit(1)
-    return (await connection.execute(query)).mappings().first()
+    """The newest trade of a symbol (latest time; the largest id among equal times)."""
+    return (await connection.execute(_LATEST_TRADE, {"symbol": symbol})).mappings().first()
 
 
-async def latest_trades(connection: AsyncConnection) -> list[RowMapping]:
+def _latest_trades_query() -> Select[*tuple[Any, ...]]:
     """The newest trade of every symbol, by symbol.
 
-    PostgreSQL has no skip scan: DISTINCT ON would read every trade. A recursive CTE walks the
-    primary key from one symbol to the next (a "loose index scan"), one index probe per symbol,
-    then takes each symbol's newest trade with one more probe.
-    """
-    following = trades.alias("following")
-    seen = select(trades.c.symbol).order_by(trades.c.symbol).limit(1).cte("seen", recursive=True)
+    PostgreSQL has no skip scan: DISTINCT ON would read every row. A recursive CTE walks the
+    1-second rollup's primary key from one symbol to the next (a "loose index scan"), one index
+    probe per symbol, then takes each symbol's newest second and its latest trade."""
+    rollup = trade_candles_1s
+    following = rollup.alias("following")
+    seen = select(rollup.c.symbol).order_by(rollup.c.symbol).limit(1).cte("seen", recursive=True)
     next_symbol = (
         select(following.c.symbol)
         .where(following.c.symbol > seen.c.symbol)
@@ -36,14 +91,22 @@ async def latest_trades(connection: AsyncConnection) -> list[RowMapping]:
     )
     seen = seen.union_all(select(next_symbol).where(seen.c.symbol.is_not(None)))
     newest = (
-        select(*_TRADE_COLUMNS)
-        .where(trades.c.symbol == seen.c.symbol)
-        .order_by(trades.c.trade_id.desc())
+        select(rollup.c.open_time, rollup.c.first_trade_id, rollup.c.last_trade_id)
+        .where(rollup.c.symbol == seen.c.symbol)
+        .order_by(rollup.c.open_time.desc())
         .limit(1)
-        .lateral("newest")
+        .lateral("newest_second")
     )
-    query = select(newest).select_from(seen.join(newest, true())).order_by(newest.c.symbol)
-    return list((await connection.execute(query)).mappings().all())
+    latest = _latest_in_second(seen.c.symbol, newest, None)
+    return select(latest).select_from(seen.join(newest, true()).join(latest, true())).order_by(latest.c.symbol)
+
+
+_LATEST_TRADES = _latest_trades_query()
+
+
+async def latest_trades(connection: AsyncConnection) -> list[RowMapping]:
+    """The newest trade of every symbol with trades, by symbol."""
+    return list((await connection.execute(_LATEST_TRADES)).mappings().all())
 
 
 async def symbol_is_known(connection: AsyncConnection, symbol: str) -> bool:
@@ -58,14 +121,12 @@ async def symbol_is_known(connection: AsyncConnection, symbol: str) -> bool:
 
 
 def _trade_before_query() -> Select[*tuple[Any, ...]]:
-    """The last trade strictly before :before; :second is :before truncated to the second.
+    """The last trade strictly before :before (latest time, largest id among equal times);
+    :second is :before truncated to the second.
 
-    The 1-second rollup maps a second to its first and last trade id. Binance assigns trade ids in
-    match order, so trade times never decrease with the id: the last trade before a whole second
-    is the last trade id of the latest rollup row before it (one backward step, however long ago
-    that was), and the latest time comes with the largest id, as the (time, id) order wants. A
-    time inside a second also looks at that second's own trades before it, walking its id range
-    backwards. The rollups commit with the trades, so they are never behind them."""
+    Its trades before :before if :before's own second has any; else the latest trade of the
+    latest rollup second before it (one backward step of the rollup's primary key, however long
+    ago that was). The rollups commit with the trades, so they are never behind them."""
     rollup = trade_candles_1s
     symbol = bindparam("symbol", type_=Text)
     second, before = (
@@ -73,36 +134,26 @@ def _trade_before_query() -> Select[*tuple[Any, ...]]:
         bindparam("before", type_=DateTime(timezone=True)),
     )
     own_second = (
-        select(rollup.c.first_trade_id, rollup.c.last_trade_id)
+        select(rollup.c.open_time, rollup.c.first_trade_id, rollup.c.last_trade_id)
         # On a whole second, a condition on parameters alone: PostgreSQL skips this part unread.
         .where(rollup.c.symbol == symbol, rollup.c.open_time == second, second < before)
         .subquery("own_second")
     )
-    # LATERAL makes the id range an index condition: joined plainly, the planner may walk the
-    # whole primary key backwards from the symbol's newest trade instead.
-    last_before = (
-        select(trades.c.trade_id)
-        .where(
-            trades.c.symbol == symbol,
-            trades.c.trade_id.between(own_second.c.first_trade_id, own_second.c.last_trade_id),
-            trades.c.trade_time < before,
-        )
-        .order_by(trades.c.trade_id.desc())
-        .limit(1)
-        .lateral("last_before")
-    )
-    within = select(last_before.c.trade_id).select_from(own_second.join(last_before, true())).scalar_subquery()
-    earlier = (
-        select(rollup.c.last_trade_id)
+    within = _latest_in_second(symbol, own_second, before)
+    earlier_second = (
+        select(rollup.c.open_time, rollup.c.first_trade_id, rollup.c.last_trade_id)
         .where(rollup.c.symbol == symbol, rollup.c.open_time < second)
         .order_by(rollup.c.open_time.desc())
         .limit(1)
-        .scalar_subquery()
+        .subquery("earlier_second")
     )
-    # COALESCE stops at its first non-null argument: the earlier seconds are only looked at when
-    # nothing of :before's own second precedes it.
-    trade_id = func.coalesce(within, earlier)
-    return select(*_TRADE_COLUMNS).where(trades.c.symbol == symbol, trades.c.trade_id == trade_id)
+    # No trade lies between that second and :second, so :second bounds its trades.
+    earlier = _latest_in_second(symbol, earlier_second, second)
+    found_within = select(within).select_from(own_second.join(within, true()))
+    found_earlier = select(earlier).select_from(earlier_second.join(earlier, true()))
+    # The earlier second is only looked at when nothing of :before's own second precedes it:
+    # the first branch's row, if any, comes first and LIMIT 1 stops there.
+    return union_all(found_within, found_earlier).limit(1)  # type: ignore[return-value]
 
 
 # Built once: one constant statement, compiled once and planned once by PostgreSQL.

@@ -14,22 +14,24 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     BindParameter,
-    ColumnElement,
     DateTime,
-    RowMapping,
     ScalarSelect,
     Select,
+    Subquery,
     Table,
     Text,
     bindparam,
     cast,
     func,
+    literal,
     select,
     true,
     union_all,
 )
+from sqlalchemy import Interval as SqlInterval
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from schemas import decimals
 from schemas.tables import trade_candles_1m, trade_candles_1s, trades
 
 SECOND = timedelta(seconds=1)
@@ -162,26 +164,29 @@ def _rollup_part(table: Table, slot: int) -> Select[*tuple[Any, ...]]:
     )
 
 
-def _stats_query() -> Select[*tuple[Any, ...]]:
-    """Sums of exact NUMERICs are exact whatever the grouping, so the mean (sum of prices / count,
-    as avg() divides) and VWAP equal those over the trades themselves, digit for digit. Trade ids
-    are assigned in match order and trade times never decrease with the id, so the first and last
-    trade of the range in time are those with its smallest and largest id: two primary key
-    lookups."""
+def _parts() -> Subquery:
     tables = {Source.SECONDS: trade_candles_1s, Source.MINUTES: trade_candles_1m}
-    parts = union_all(
+    return union_all(
         *(
             _trades_part(slot) if source is Source.TRADES else _rollup_part(tables[source], slot)
             for slot, source in enumerate(SLOTS)
         )
     ).subquery("parts")
+
+
+def _stats_query() -> Select[*tuple[Any, ...]]:
+    """Sums of exact NUMERICs are exact whatever the grouping, so the mean (sum of prices / count)
+    and VWAP divided out of them in trade_stats (schemas/decimals.py: exact wherever the quotient
+    terminates; PostgreSQL's division would round to the inputs' scale) equal those over the
+    trades themselves. The first and last trade times come from the edges' trades and the first
+    and last traded whole second (a few index probes), not from the smallest and largest id."""
+    parts = _parts()
     count = func.sum(parts.c.trade_count)
     volume = func.sum(parts.c.volume)
     quote_volume = func.sum(parts.c.quote_volume)
     totals = select(
         cast(func.coalesce(count, 0), BigInteger).label("trade_count"),
-        (func.sum(parts.c.price_sum) / func.nullif(count, 0)).label("mean_price"),
-        (quote_volume / func.nullif(volume, 0)).label("vwap"),
+        func.sum(parts.c.price_sum).label("price_sum"),
         func.max(parts.c.high).label("high"),
         func.min(parts.c.low).label("low"),
         func.coalesce(volume, 0).label("volume"),
@@ -190,35 +195,113 @@ def _stats_query() -> Select[*tuple[Any, ...]]:
         func.max(parts.c.last_trade_id).label("last_trade_id"),
     ).subquery("totals")
 
-    def time_of(trade_id: ColumnElement[int]) -> ScalarSelect[datetime]:
-        return (
-            select(trades.c.trade_time)
-            .where(trades.c.symbol == _SYMBOL, trades.c.trade_id == trade_id)
-            .scalar_subquery()
-        )
-
+    first_edge, last_edge = 0, len(SLOTS) - 1
     return select(
         totals.c.trade_count,
-        totals.c.mean_price,
-        totals.c.vwap,
+        totals.c.price_sum,
         totals.c.high,
         totals.c.low,
         totals.c.volume,
         totals.c.quote_volume,
-        time_of(totals.c.first_trade_id).label("first_trade_time"),
-        time_of(totals.c.last_trade_id).label("last_trade_time"),
+        func.coalesce(
+            _edge_time(first_edge, latest=False), _whole_seconds_time(latest=False), _edge_time(last_edge, latest=False)
+        ).label("first_trade_time"),
+        func.coalesce(
+            _edge_time(last_edge, latest=True), _whole_seconds_time(latest=True), _edge_time(first_edge, latest=True)
+        ).label("last_trade_time"),
     )
+
+
+def _second_time(rollup: Any, latest: bool, start: Any, end: Any) -> Any:
+    """The earliest (or latest) trade time within [start, end) among the trades of rollup row
+    `rollup`'s id range: LATERAL, so the id range is an index condition."""
+    return (
+        select((func.max if latest else func.min)(trades.c.trade_time).label("trade_time"))
+        .where(
+            trades.c.symbol == _SYMBOL,
+            trades.c.trade_id.between(rollup.c.first_trade_id, rollup.c.last_trade_id),
+            trades.c.trade_time >= start,
+            trades.c.trade_time < end,
+        )
+        .lateral("second_time")
+    )
+
+
+def _edge_time(slot: int, latest: bool) -> ScalarSelect[datetime]:
+    """The first (or last) trade time of a sub-second edge slot; null when it is empty."""
+    rollup = trade_candles_1s
+    start, end = _time(f"start{slot}"), _time(f"end{slot}")
+    own_second = (
+        select(rollup.c.first_trade_id, rollup.c.last_trade_id)
+        .where(rollup.c.symbol == _SYMBOL, rollup.c.open_time == _time(f"second{slot}"), start < end)
+        .subquery(f"edge_second{slot}")
+    )
+    found = _second_time(own_second, latest, start, end)
+    return select(found.c.trade_time).select_from(own_second.join(found, true())).scalar_subquery()
+
+
+def _whole_seconds_time(latest: bool) -> ScalarSelect[datetime]:
+    """The first (or last) trade time in the range's whole seconds [whole_start, whole_end): its
+    first (or last) traded second, one step along the 1-second rollup's primary key, then that
+    second's trades. Trade ids need not grow with time, so neither the smallest id nor the
+    largest says which trade came first or last."""
+    rollup = trade_candles_1s
+    whole_start, whole_end = _time("whole_start"), _time("whole_end")
+    second = (
+        select(rollup.c.open_time, rollup.c.first_trade_id, rollup.c.last_trade_id)
+        .where(rollup.c.symbol == _SYMBOL, rollup.c.open_time >= whole_start, rollup.c.open_time < whole_end)
+        .order_by(rollup.c.open_time.desc() if latest else rollup.c.open_time)
+        .limit(1)
+        .subquery("whole_second")
+    )
+    found = _second_time(second, latest, second.c.open_time, second.c.open_time + literal(SECOND, SqlInterval()))
+    return select(found.c.trade_time).select_from(second.join(found, true())).scalar_subquery()
 
 
 _STATS = _stats_query()
 
 
-async def trade_stats(connection: AsyncConnection, symbol: str, start: datetime, end: datetime) -> RowMapping:
-    """Count, mean price, VWAP, high, low and volume of trades in [start, end), and the times of
-    the first and last of them."""
+def _id_bounds_query() -> Select[*tuple[Any, ...]]:
+    """The smallest and largest trade id with a time in [start, end), from the same pieces as
+    the statistics: exact whatever the order of times and ids (a trade id range is no time
+    range when times go backwards as ids grow)."""
+    parts = _parts()
+    return select(func.min(parts.c.first_trade_id).label("first"), func.max(parts.c.last_trade_id).label("last"))
+
+
+_ID_BOUNDS = _id_bounds_query()
+
+
+def _parameters(symbol: str, start: datetime, end: datetime) -> dict[str, object]:
     parameters: dict[str, object] = {"symbol": symbol}
     for slot, (slot_start, slot_end) in enumerate(slot_bounds(start, end)):
         parameters[f"start{slot}"], parameters[f"end{slot}"] = slot_start, slot_end
         if SLOTS[slot] is Source.TRADES:
             parameters[f"second{slot}"] = _floor(slot_start, SECOND)
-    return (await connection.execute(_STATS, parameters)).mappings().one()
+    whole = [bounds for slot, bounds in enumerate(slot_bounds(start, end)) if SLOTS[slot] is not Source.TRADES]
+    nonempty = [(slot_start, slot_end) for slot_start, slot_end in whole if slot_start < slot_end]
+    parameters["whole_start"] = nonempty[0][0] if nonempty else start
+    parameters["whole_end"] = nonempty[-1][1] if nonempty else start
+    return parameters
+
+
+async def trade_id_bounds(
+    connection: AsyncConnection, symbol: str, start: datetime, end: datetime
+) -> tuple[int, int] | None:
+    """First and last trade id with a time in [start, end): a range of trades is then read in id
+    order along the trades primary key, its times checked row by row."""
+    row = (await connection.execute(_ID_BOUNDS, _parameters(symbol, start, end))).one()
+    if row.first is None:
+        return None
+    return int(row.first), int(row.last)
+
+
+async def trade_stats(connection: AsyncConnection, symbol: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Count, mean price, VWAP, high, low and volume of trades in [start, end), and the times of
+    the first and last of them."""
+    totals = dict((await connection.execute(_STATS, _parameters(symbol, start, end))).mappings().one())
+    price_sum = totals.pop("price_sum")
+    count, volume = totals["trade_count"], totals["volume"]
+    totals["mean_price"] = decimals.divide(price_sum, count) if count else None
+    totals["vwap"] = decimals.divide(totals["quote_volume"], volume) if volume else None
+    return totals

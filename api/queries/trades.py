@@ -5,10 +5,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, RowMapping, ScalarSelect, Select, Text, bindparam, case, cast, func, select, true
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import DateTime, RowMapping, Select, Text, bindparam, case, cast, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from schemas.tables import agg_trades, trade_candles_1s, trades
+from api.queries import stats
+from schemas.tables import agg_trades, trades
 
 _TRADE_COLUMNS = (
     trades.c.trade_id,
@@ -26,58 +27,12 @@ _END = bindparam("end", type_=DateTime(timezone=True))
 _START_SECOND = bindparam("start_second", type_=DateTime(timezone=True))
 
 
-def _edge_trade_id(last: bool) -> ScalarSelect[Any]:
-    """The smallest (or with `last`, the largest) trade id with a time in [:start, :end).
-
-    The 1-second rollup maps seconds to trade id ranges. Binance assigns trade ids in match order
-    and trade times never decrease with the id, so the first trade of the range is the first
-    trade of its first second that is not before :start, and the last likewise. Two rollup rows
-    are enough: only the second :start falls in can lack trades after it, and only the second
-    :end falls in can lack trades before it; within a row, the trades primary key is walked from
-    the near end of its id range. The rollups commit with the trades, so they are never behind."""
-    rollup = trade_candles_1s
-    seconds = (
-        select(rollup.c.open_time, rollup.c.first_trade_id, rollup.c.last_trade_id)
-        .where(rollup.c.symbol == _SYMBOL, rollup.c.open_time >= _START_SECOND, rollup.c.open_time < _END)
-        .order_by(rollup.c.open_time.desc() if last else rollup.c.open_time)
-        .limit(2)
-        .subquery("seconds")
-    )
-    within = (
-        select(trades.c.trade_id)
-        .where(
-            trades.c.symbol == _SYMBOL,
-            trades.c.trade_id.between(seconds.c.first_trade_id, seconds.c.last_trade_id),
-            trades.c.trade_time >= _START,
-            trades.c.trade_time < _END,
-        )
-        .order_by(trades.c.trade_id.desc() if last else trades.c.trade_id)
-        .limit(1)
-        .lateral("within")
-    )
-    return (
-        select(within.c.trade_id)
-        .select_from(seconds.join(within, true()))
-        .order_by(seconds.c.open_time.desc() if last else seconds.c.open_time)
-        .limit(1)
-        .scalar_subquery()
-    )
-
-
-# Built once: one constant statement, compiled once and planned once by PostgreSQL.
-_TRADE_ID_BOUNDS = select(_edge_trade_id(last=False).label("first"), _edge_trade_id(last=True).label("last"))
-
-
 async def trade_id_bounds(
     connection: AsyncConnection, symbol: str, start: datetime, end: datetime
 ) -> tuple[int, int] | None:
-    """First and last trade id with a time in [start, end), found through primary keys only, so
-    that a range of trades can then be read in id order along the trades primary key."""
-    parameters = {"symbol": symbol, "start": start, "end": end, "start_second": start.replace(microsecond=0)}
-    row = (await connection.execute(_TRADE_ID_BOUNDS, parameters)).one()
-    if row.first is None:
-        return None
-    return int(row.first), int(row.last)
+    """First and last trade id with a time in [start, end) (api/queries/stats.py finds them
+    through the rollups)."""
+    return await stats.trade_id_bounds(connection, symbol, start, end)
 
 
 async def trades_page(
@@ -87,10 +42,10 @@ async def trades_page(
     that stops after `limit` rows. Prices and quantities come as the exact text PostgreSQL prints:
     they are only passed on.
 
-    Trade times never decrease with the id (Binance assigns ids in match order), so the ids
-    between those trade_id_bounds found are exactly the trades of the time range: no condition
-    on the time, which would also make the planner expect few rows and sort the whole range
-    instead of stopping after `limit`."""
+    The ids between a time range's trade_id_bounds may include trades of other times (times can
+    go backwards as ids grow): the caller keeps the rows in its range. No condition on the time
+    here, which would make the planner expect few rows and sort the whole id range instead of
+    stopping after `limit`."""
     query = (
         select(
             trades.c.trade_id,
@@ -109,12 +64,14 @@ async def trades_page(
 CSV_HEADER = b"trade_time,price,quantity,symbol,trade_id,side\n"
 
 
-def _csv_query(symbol: str, first_id: int, last_id: int) -> Select[Any]:
-    """Trades by id, as trades_page: the id range alone is the time range."""
+def _csv_query(symbol: str, first_id: int, last_id: int, start: datetime, end: datetime) -> Select[Any]:
+    """The trades of [start, end) by id, within their trade_id_bounds (which may hold trades of
+    other times too: those the time condition leaves out)."""
     return (
         select(
-            # Binance trade times are milliseconds; ISO 8601 in UTC with a Z, like every time here.
-            func.to_char(func.timezone("UTC", trades.c.trade_time), 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+            # ISO 8601 in UTC with a Z, at the precision times are stored (microseconds: a stream
+            # under a microsecond time unit has them), as the JSON answers print them.
+            func.to_char(func.timezone("UTC", trades.c.trade_time), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
             trades.c.price,
             trades.c.quantity,
             trades.c.symbol,
@@ -122,29 +79,47 @@ def _csv_query(symbol: str, first_id: int, last_id: int) -> Select[Any]:
             # The taker's side: the buyer is the maker when the seller took liquidity.
             case((trades.c.buyer_is_maker, "sell"), else_="buy"),
         )
-        .where(trades.c.symbol == symbol, trades.c.trade_id >= first_id, trades.c.trade_id <= last_id)
+        .where(
+            trades.c.symbol == symbol,
+            trades.c.trade_id >= first_id,
+            trades.c.trade_id <= last_id,
+            trades.c.trade_time >= start,
+            trades.c.trade_time < end,
+        )
         .order_by(trades.c.trade_id)
     )
 
 
+async def begin_export(connection: AsyncConnection) -> AsyncConnection:
+    """The export's own REPEATABLE READ transaction on `connection`: its bounds and its COPY then
+    read one snapshot."""
+    snapshot = await connection.execution_options(isolation_level="REPEATABLE READ")
+    await snapshot.begin()
+    return snapshot
+
+
 async def csv_chunks(
-    engine: AsyncEngine,
+    snapshot: AsyncConnection,
     symbol: str,
     first_id: int,
     last_id: int,
+    start: datetime,
+    end: datetime,
     timeout_ms: int,
     buffered_chunks: int = 8,
 ) -> AsyncIterator[bytes]:
-    """The trades with ids in [first_id, last_id] (those of a time range, from trade_id_bounds)
-    as CSV rows (no header), streamed in constant memory.
+    """The trades of [start, end) with ids in [first_id, last_id] (from trade_id_bounds)
+    as CSV rows (no header), streamed in constant memory, on the export's own connection (from
+    begin_export), which the caller checked out before answering: an export never waits for a
+    second connection once its status line is out.
 
     PostgreSQL writes the CSV itself (COPY ... TO STDOUT): no row is decoded in Python, which is
     what makes an export run at network speed. COPY takes no bound parameters, so the Core query
     is compiled and asyncpg inlines its parameters, each quoted by the server (quote_literal).
     A bounded queue between the COPY and the response holds at most `buffered_chunks` chunks: a
-    slow client slows the COPY down instead of filling memory. The whole export is one
-    REPEATABLE READ snapshot, under its own statement timeout."""
-    compiled = _csv_query(symbol, first_id, last_id).compile(dialect=engine.dialect)
+    slow client slows the COPY down instead of filling memory. The COPY runs under its own
+    statement timeout."""
+    compiled = _csv_query(symbol, first_id, last_id, start, end).compile(dialect=snapshot.dialect)
     arguments = [compiled.params[name] for name in compiled.positiontup or ()]
     chunks: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=buffered_chunks)
 
@@ -154,14 +129,11 @@ async def csv_chunks(
 
     async def copy() -> None:
         try:
-            async with engine.connect() as connection:
-                snapshot = await connection.execution_options(isolation_level="REPEATABLE READ")
-                async with snapshot.begin():
-                    await snapshot.execute(select(func.set_config("statement_timeout", str(timeout_ms), True)))
-                    raw = await snapshot.get_raw_connection()
-                    driver = raw.driver_connection
-                    assert driver is not None
-                    await driver.copy_from_query(str(compiled), *arguments, output=keep, format="csv")
+            await snapshot.execute(select(func.set_config("statement_timeout", str(timeout_ms), True)))
+            raw = await snapshot.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+            await driver.copy_from_query(str(compiled), *arguments, output=keep, format="csv")
         finally:
             await chunks.put(None)
 
@@ -171,7 +143,7 @@ async def csv_chunks(
             yield chunk
         await task  # re-raises what ended the COPY early
     finally:
-        # The client went away (or the COPY failed): stop the COPY and free its connection.
+        # The client went away (or the COPY failed): stop the COPY.
         task.cancel()
 
 

@@ -11,8 +11,9 @@ from api.errors import ParameterError, Problem
 from api.intervals import Interval
 from api.json_body import json_response
 from api.models import Candles, Sma
-from api.params import OptionalEnd, OptionalStart, Symbol, Windows, from_ms, to_ms
+from api.params import OptionalEnd, OptionalStart, Symbol, Windows, from_ms, time_after_ms, to_ms
 from api.queries import candles as candle_queries
+from schemas import decimals
 
 router = APIRouter(prefix="/v1", tags=["candles"])
 
@@ -35,7 +36,7 @@ def candle_json(candle: Candle) -> dict[str, Any]:
         "low": candle.low,
         "close": candle.close,
         "volume": candle.volume,
-        "close_time": from_ms(candle.close_time),
+        "close_time": time_after_ms(candle.close_time),
         "quote_volume": candle.quote_volume,
         "trade_count": candle.trade_count,
         "taker_buy_base_volume": candle.taker_buy_base_volume,
@@ -131,5 +132,4 @@ async def simple_moving_averages(
 
 
 def _text(value: Decimal | None) -> str | None:
-    # Fixed-point, as every decimal in this API: str() would print 1E-9 for a tiny average.
-    return None if value is None else f"{value:f}"
+    return None if value is None else decimals.plain(value)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import psycopg2
@@ -51,6 +51,13 @@ def rollup_rows(trades: Iterable[TradeRow], unit_ms: int) -> list[tuple[Any, ...
     """trade_candles_1s (unit 1000) or _1m (60000) rows, by the rules the consumer follows:
     open and close are the prices of the smallest and largest trade id in the bucket; taker buy
     volumes count trades whose buyer was not the maker; price_sum (last) adds up the prices."""
+    with localcontext() as context:
+        # Exact sums and products of long decimals (the default context keeps 28 digits).
+        context.prec = 1000
+        return _rollup_rows(trades, unit_ms)
+
+
+def _rollup_rows(trades: Iterable[TradeRow], unit_ms: int) -> list[tuple[Any, ...]]:
     buckets: dict[tuple[str, int], list[TradeRow]] = {}
     for trade in trades:
         buckets.setdefault((trade.symbol, trade.trade_time_ms // unit_ms * unit_ms), []).append(trade)

@@ -45,7 +45,7 @@ def test_csv_export_streams_every_trade_of_the_range_and_json_pages_by_id(databa
         assert len(table) - 1 == len(chosen)
         for line, trade in zip(table[1:], chosen, strict=True):
             assert line == [
-                ms_time(trade.trade_time_ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{trade.trade_time_ms % 1000:03d}Z",
+                ms_time(trade.trade_time_ms).strftime("%Y-%m-%dT%H:%M:%S.") + f"{trade.trade_time_ms % 1000:03d}000Z",
                 str(trade.price),
                 str(trade.quantity),
                 "BTCUSDT",

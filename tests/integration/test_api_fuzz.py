@@ -93,3 +93,39 @@ def test_no_input_produces_a_server_error(api_app: FastAPI) -> None:
             except (Exception, BaseExceptionGroup) as failure:  # report every operation's failures together
                 failures.append(f"{operation.label} ({mode.value}): {failure}")
     assert not failures, "\n\n".join(failures)
+
+
+# Operations whose every rule is one parameter's, which OpenAPI can state: for them any
+# schema-valid request must be accepted. A 404 (nothing stored for a valid symbol) depends on the
+# data, not the request. The others also refuse combinations (an end not after its start, a
+# range over the endpoint's limit), which no OpenAPI schema expresses.
+SINGLE_PARAMETER_RULES = ("/v1/prices/latest", "/v1/prices/at", "/v1/prices/minmax", "/v1/symbols", "/health")
+ACCEPTANCE = SchemathesisConfig.from_dict(
+    {"checks": {"positive_data_acceptance": {"enabled": True, "expected-statuses": ["2xx", "404"]}}}
+)
+
+
+def test_every_schema_valid_request_is_accepted_where_the_schema_states_every_rule(api_app: FastAPI) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", api_app, config=ACCEPTANCE)
+    operations = [result.ok() for result in schema.get_all_operations()]  # type: ignore[union-attr]
+    chosen = [operation for operation in operations if operation.path in SINGLE_PARAMETER_RULES]
+    assert len(chosen) == len(SINGLE_PARAMETER_RULES)
+    failures: list[str] = []
+    for operation in chosen:
+
+        @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE))
+        @settings(
+            max_examples=100,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
+        def check(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
+            case.call_and_validate()
+
+        try:
+            check()
+        except (Exception, BaseExceptionGroup) as failure:
+            failures.append(f"{operation.label}: {failure}")
+    assert not failures, "\n\n".join(failures)
