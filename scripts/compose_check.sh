@@ -1,0 +1,319 @@
+#!/usr/bin/env bash
+# `docker compose up`, proven by running it: builds every image and runs docker-compose.yml's
+# offline demo under podman, then checks the pipeline from outside on loopback ports
+# (tests/compose/test_compose_demo.py), restarts and kills services, and takes it all down.
+#
+#   bash scripts/compose_check.sh          # scripts/test.sh runs this after the other tests
+#   bash scripts/compose_check.sh images   # only make the images (base-images: only the bases)
+#
+# For a machine with no Docker engine and no image registry (only package registries): it
+# installs podman, runc and debootstrap from Debian, builds the real `docker compose` v2 CLI from
+# the Go module proxy (cached), runs `podman system service` on a private socket, drives the
+# health checks (podman schedules them with systemd timers, and there is no systemd), and makes
+# the base images locally: a Debian base (debootstrap), Python 3.11 for the Dockerfile's
+# PYTHON_IMAGE, and stand-ins for apache/kafka and postgres (tests/compose/images/), which only
+# the test's override file names (tests/compose/compose.podman.yml).
+#
+# Cached between runs on one machine: the compose binary (COMPOSE_CHECK_CACHE, default
+# ~/.cache/binance-prices), the images and their build layers (podman's storage).
+# Environment: COMPOSE_CHECK_API_PORT (38000), COMPOSE_CHECK_KAFKA_PORT (39092),
+# COMPOSE_CHECK_PG_PORT (35432): the loopback ports the stack publishes; KAFKA_LIBS (the jars
+# scripts/setup.sh fetches); COMPOSE_CHECK_KEEP=1 leaves the stack up (for a look; take it down
+# with the `docker compose ... down -v` line it prints).
+set -euo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+
+compose_version=v2.40.3
+cache=${COMPOSE_CHECK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/binance-prices}
+compose_bin=$cache/docker-compose-$compose_version/docker-compose
+kafka_libs=${KAFKA_LIBS:-$repo/.local/kafka/libs}
+project=binance-prices-check
+image_prefix=localhost/binance-prices-test
+export API_HOST_PORT=${COMPOSE_CHECK_API_PORT:-38000}
+export KAFKA_HOST_PORT=${COMPOSE_CHECK_KAFKA_PORT:-39092}
+export PG_HOST_PORT=${COMPOSE_CHECK_PG_PORT:-35432}
+figures=()
+
+say() { printf 'compose-check: %s\n' "$*"; }
+die() { printf 'compose-check: ERROR: %s\n' "$*" >&2; exit 1; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+seconds_since() { local ms=$(($(now_ms) - $1)); printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100)); }
+figure() { figures+=("$1"); say "$1"; }
+
+# Runs a command with its output kept in a file, shown only on failure.
+quietly() {
+    local out rc=0
+    out=$(mktemp)
+    "$@" >"$out" 2>&1 || rc=$?
+    if ((rc != 0)); then
+        tail -n 60 "$out" >&2
+        rm -f "$out"
+        die "failed (exit $rc): $*"
+    fi
+    rm -f "$out"
+}
+
+# ------------------------------------------------------------------------ the machine
+
+install_packages() {
+    local missing=() command package
+    for command in podman:podman runc:runc debootstrap:debootstrap; do
+        package=${command#*:}
+        command -v "${command%%:*}" >/dev/null || missing+=("$package")
+    done
+    ((${#missing[@]})) || return 0
+    command -v apt-get >/dev/null || die "missing ${missing[*]} and apt-get is not available"
+    say "installing ${missing[*]} from Debian"
+    export DEBIAN_FRONTEND=noninteractive
+    quietly apt-get update -q
+    quietly apt-get install -y -q -o Dpkg::Use-Pty=0 "${missing[@]}"
+}
+
+# `go install` refuses compose's module (its go.mod has exclude directives); a scratch module
+# that requires it builds the same binary. About 2.5 min of CPU, so the binary is cached.
+compose_cli() {
+    local started scratch
+    if [[ -x $compose_bin ]]; then
+        say "docker compose $compose_version: cached ($compose_bin)"
+        return
+    fi
+    command -v go >/dev/null || die "go is needed to build docker compose $compose_version (Go module proxy)"
+    say "building docker compose $compose_version from the Go module proxy (a few minutes, once)"
+    started=$(now_ms)
+    mkdir -p "$(dirname "$compose_bin")"
+    scratch=$(mktemp -d)
+    (
+        cd "$scratch"
+        export GOFLAGS=-mod=mod GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
+        quietly go mod init compose-cli
+        quietly go get "github.com/docker/compose/v2/cmd@$compose_version"
+        quietly nice go build -trimpath \
+            -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$compose_version" \
+            -o "$compose_bin.tmp" github.com/docker/compose/v2/cmd
+    )
+    rm -rf "$scratch"
+    mv "$compose_bin.tmp" "$compose_bin"
+    figure "docker compose CLI built in $(seconds_since "$started") s"
+}
+
+# -------------------------------------------------------------------------- podman
+
+# runc (crun fails: "cgroups in hybrid mode not supported"), cgroupfs (no systemd), no ulimits
+# (the sandbox refuses RLIMIT_NOFILE/RLIMIT_NPROC), logs in files `docker compose logs` reads.
+write_containers_conf() {
+    cat >"$work/containers.conf" <<'EOF'
+[containers]
+default_ulimits = []
+log_driver = "k8s-file"
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+    export CONTAINERS_CONF=$work/containers.conf
+    # podman build (and the API's build endpoint) run RUN steps in a chroot: the OCI isolation
+    # would set rlimits too.
+    export BUILDAH_ISOLATION=chroot
+}
+
+start_podman_service() {
+    local attempt
+    podman system service --time=0 "unix://$work/podman.sock" >"$work/podman-service.log" 2>&1 &
+    podman_service_pid=$!
+    export DOCKER_HOST=unix://$work/podman.sock
+    for attempt in {1..100}; do
+        curl -sf --unix-socket "$work/podman.sock" http://d/_ping >/dev/null 2>&1 && return
+        kill -0 "$podman_service_pid" 2>/dev/null || { cat "$work/podman-service.log" >&2; die "podman system service exited"; }
+        sleep 0.1
+    done
+    cat "$work/podman-service.log" >&2
+    die "podman system service did not answer on $work/podman.sock (after $attempt tries)"
+}
+
+# Runs every health check of the project's containers: every 2 s until a container is healthy,
+# then at its own interval. Checks run side by side, so a slow one delays no other.
+health_driver() {
+    local -A due interval
+    local id status now
+    while :; do
+        now=$(date +%s)
+        while read -r id status; do
+            [[ -n $id ]] || continue
+            if [[ -z ${interval[$id]:-} ]]; then
+                interval[$id]=$(podman inspect --format '{{.Config.Healthcheck.Interval}}' "$id" 2>/dev/null || echo 0)
+                interval[$id]=$(( ${interval[$id]:-0} / 1000000000 ))
+            fi
+            ((${interval[$id]} > 0)) || continue
+            ((now >= ${due[$id]:-0})) || continue
+            if [[ $status == healthy ]]; then
+                due[$id]=$((now + interval[$id]))
+            else
+                due[$id]=$((now + 2))
+            fi
+            podman healthcheck run "$id" >/dev/null 2>&1 &
+        done < <(podman ps --filter "label=com.docker.compose.project=$project" \
+            --format '{{.ID}} {{.Health}}' 2>/dev/null || true)
+        sleep 1
+    done
+}
+
+# ---------------------------------------------------------------------------- images
+
+# The Debian base every other image starts from; the only one not built from a Containerfile.
+debian_base() {
+    local image=$image_prefix/debian:bookworm mirror started root
+    if podman image exists "$image"; then
+        say "image $image: present"
+        return
+    fi
+    started=$(now_ms)
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    mirror=${mirror:-http://deb.debian.org/debian}
+    root=$work/debian-root
+    say "debootstrap bookworm from $mirror"
+    quietly debootstrap --variant=minbase bookworm "$root" "$mirror"
+    cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/" 2>/dev/null || true
+    [[ -s /etc/apt/sources.list ]] && cp /etc/apt/sources.list "$root/etc/apt/"
+    rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
+    tar -C "$root" -c . | quietly podman import --change 'CMD ["/bin/bash"]' - "$image"
+    rm -rf "$root"
+    figure "image $image: debootstrap + import in $(seconds_since "$started") s"
+}
+
+# podman build with its layer cache: the first run builds, later runs take seconds.
+build_image() {
+    local image=$1 context=$2 started
+    started=$(now_ms)
+    # The host's resolver and CA bundle: apt and pip inside the build reach the package registries.
+    quietly podman build --isolation=chroot --build-arg "BASE_IMAGE=$image_prefix/debian:bookworm" \
+        -t "$image" "$context"
+    figure "image $image: built in $(seconds_since "$started") s"
+}
+
+base_images() {
+    local kafka_context
+    debian_base
+    build_image "$image_prefix/python:3.11" tests/compose/images/python
+    build_image "$image_prefix/postgres:15" tests/compose/images/postgres
+    # The broker's context: the stand-in's files and the jars scripts/setup.sh fetched.
+    bash scripts/setup.sh kafka
+    kafka_context=$work/kafka-context
+    mkdir -p "$kafka_context"
+    cp -a tests/compose/images/kafka/. "$kafka_context/"
+    cp -a "$kafka_libs" "$kafka_context/libs"
+    rm -f "$kafka_context/libs/.pom-sha256"
+    cp scripts/kafka/log4j2.yaml "$kafka_context/"
+    build_image "$image_prefix/kafka:4.3.1" "$kafka_context"
+}
+
+# ---------------------------------------------------------------------------- compose
+
+compose() {
+    "$compose_bin" -p "$project" -f docker-compose.yml -f tests/compose/compose.podman.yml "$@"
+}
+
+service_images() {
+    local service started
+    # Compose builds through the engine's classic build API (podman has no BuildKit).
+    for service in init producer consumer api fake-binance; do
+        started=$(now_ms)
+        DOCKER_BUILDKIT=0 COMPOSE_BAKE=false quietly compose --profile demo build "$service"
+        figure "image of $service: built in $(seconds_since "$started") s"
+    done
+}
+
+image_sizes() {
+    local line
+    while read -r line; do
+        figure "image size: $line"
+    done < <(podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'binance-prices' | sort)
+}
+
+# Every service's state and logs, for a failure's report.
+show_logs() {
+    say "containers:"
+    compose --profile demo --profile tools ps -a >&2 || true
+    compose --profile demo logs --no-color --tail 80 >&2 || true
+}
+
+wait_healthy() {
+    local started=$1 deadline=$((SECONDS + 300)) unhealthy
+    while :; do
+        unhealthy=$(podman ps -a --filter "label=com.docker.compose.project=$project" \
+            --format '{{.Names}} {{.Health}} {{.State}}' | awk '$2 != "healthy" && $2 != "" && $3 != "exited"')
+        [[ -z $unhealthy ]] && break
+        if ((SECONDS >= deadline)); then
+            show_logs
+            die "not healthy within 300 s: $unhealthy"
+        fi
+        sleep 1
+    done
+    figure "every service healthy $(seconds_since "$started") s after docker compose up"
+}
+
+# ---------------------------------------------------------------------------- cleanup
+
+cleanup() {
+    local rc=$?
+    if [[ -n ${compose_started:-} && -z ${COMPOSE_CHECK_KEEP:-} ]]; then
+        ((rc == 0)) || show_logs
+        compose --profile demo --profile tools down -v --remove-orphans >/dev/null 2>&1 || true
+    fi
+    [[ -n ${health_driver_pid:-} ]] && kill "$health_driver_pid" 2>/dev/null
+    if [[ -z ${COMPOSE_CHECK_KEEP:-} || -z ${compose_started:-} ]]; then
+        [[ -n ${podman_service_pid:-} ]] && kill "$podman_service_pid" 2>/dev/null
+        wait 2>/dev/null || true
+        rm -rf "$work"
+    else
+        say "left running: DOCKER_HOST=$DOCKER_HOST CONTAINERS_CONF=$CONTAINERS_CONF $compose_bin -p $project" \
+            "-f docker-compose.yml -f tests/compose/compose.podman.yml --profile demo down -v" \
+            "(then kill the podman service, pid $podman_service_pid)"
+    fi
+    exit "$rc"
+}
+
+main() {
+    local started until=${1:-}
+    work=$(mktemp -d /tmp/compose-check.XXXXXX)
+    trap cleanup EXIT
+    install_packages
+    write_containers_conf
+    base_images
+    [[ $until == base-images ]] && return
+    compose_cli
+    start_podman_service
+    service_images
+    image_sizes
+    [[ $until == images ]] && return
+
+    # Earlier runs that died without cleaning up.
+    compose --profile demo --profile tools down -v --remove-orphans >/dev/null 2>&1 || true
+    health_driver &
+    health_driver_pid=$!
+    started=$(now_ms)
+    compose_started=1
+    say "docker compose --env-file demo.env up -d"
+    compose --env-file demo.env up -d --no-build || { show_logs; die "docker compose up failed"; }
+    wait_healthy "$started"
+
+    # shellcheck source=/dev/null
+    source .venv/bin/activate
+    COMPOSE_CHECK_BIN=$compose_bin COMPOSE_CHECK_PROJECT=$project COMPOSE_CHECK_UP_MS=$started \
+        python -m pytest -p no:cacheprovider tests/compose -v || { show_logs; die "the compose checks failed"; }
+
+    if [[ -z ${COMPOSE_CHECK_KEEP:-} ]]; then
+        compose --profile demo --profile tools down -v --remove-orphans >/dev/null 2>&1
+        compose_started=
+        local left
+        left=$(podman ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}}')
+        left+=$(podman volume ls --filter "label=com.docker.compose.project=$project" --format '{{.Name}}')
+        [[ -z $left ]] || die "docker compose down -v left behind: $left"
+        say "docker compose down -v: nothing left"
+    fi
+    say "figures:"
+    printf '  %s\n' "${figures[@]}"
+}
+
+main "$@"
