@@ -136,25 +136,27 @@ start_podman_service() {
 # then at its own interval. Checks run side by side, so a slow one delays no other.
 health_driver() {
     local -A due interval
-    local id status now
+    local id status now seconds
     while :; do
         now=$(date +%s)
-        while read -r id status; do
+        while IFS='|' read -r id status; do
             [[ -n $id ]] || continue
             if [[ -z ${interval[$id]:-} ]]; then
-                interval[$id]=$(podman inspect --format '{{.Config.Healthcheck.Interval}}' "$id" 2>/dev/null || echo 0)
-                interval[$id]=$(( ${interval[$id]:-0} / 1000000000 ))
+                seconds=$(podman inspect --format \
+                    '{{if .Config.Healthcheck}}{{.Config.Healthcheck.Interval.Seconds}}{{else}}0{{end}}' "$id" \
+                    2>/dev/null || echo 0)
+                interval[$id]=$(printf '%.0f' "${seconds:-0}")
             fi
             ((${interval[$id]} > 0)) || continue
             ((now >= ${due[$id]:-0})) || continue
-            if [[ $status == healthy ]]; then
+            if [[ $status == *"(healthy)"* ]]; then
                 due[$id]=$((now + interval[$id]))
             else
                 due[$id]=$((now + 2))
             fi
             podman healthcheck run "$id" >/dev/null 2>&1 &
         done < <(podman ps --filter "label=com.docker.compose.project=$project" \
-            --format '{{.ID}} {{.Health}}' 2>/dev/null || true)
+            --format '{{.ID}}|{{.Status}}' 2>/dev/null || true)
         sleep 1
     done
 }
@@ -162,22 +164,31 @@ health_driver() {
 # ---------------------------------------------------------------------------- images
 
 # The Debian base every other image starts from; the only one not built from a Containerfile.
+# It carries the machine's own extra CA certificates (/usr/local/share/ca-certificates), which
+# the ca-certificates package adds to the bundle: where an intercepting proxy stands between the
+# machine and the package registries, apt and pip inside the builds need them.
 debian_base() {
-    local image=$image_prefix/debian:bookworm mirror started root
-    if podman image exists "$image"; then
+    local image=$image_prefix/debian:bookworm mirror started root recipe
+    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+    mirror=${mirror:-http://deb.debian.org/debian}
+    recipe=$( { echo "minbase bookworm $mirror"; cat /usr/local/share/ca-certificates/*.crt 2>/dev/null || true; } \
+        | sha256sum | cut -c1-16)
+    if [[ $(podman image inspect --format '{{index .Labels "binance-prices.recipe"}}' "$image" 2>/dev/null) == "$recipe" ]]; then
         say "image $image: present"
         return
     fi
     started=$(now_ms)
-    mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
-    mirror=${mirror:-http://deb.debian.org/debian}
     root=$work/debian-root
     say "debootstrap bookworm from $mirror"
     quietly debootstrap --variant=minbase bookworm "$root" "$mirror"
     cp /etc/apt/sources.list.d/debian.sources "$root/etc/apt/sources.list.d/" 2>/dev/null || true
     [[ -s /etc/apt/sources.list ]] && cp /etc/apt/sources.list "$root/etc/apt/"
+    mkdir -p "$root/usr/local/share/ca-certificates" "$root/etc/ssl/certs"
+    cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/" 2>/dev/null || true
+    [[ -f /etc/ssl/certs/ca-certificates.crt ]] && cp /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/"
     rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/*
-    tar -C "$root" -c . | quietly podman import --change 'CMD ["/bin/bash"]' - "$image"
+    tar -C "$root" -c . | quietly podman import --change 'CMD ["/bin/bash"]' \
+        --change "LABEL binance-prices.recipe=$recipe" - "$image"
     rm -rf "$root"
     figure "image $image: debootstrap + import in $(seconds_since "$started") s"
 }
@@ -186,7 +197,6 @@ debian_base() {
 build_image() {
     local image=$1 context=$2 started
     started=$(now_ms)
-    # The host's resolver and CA bundle: apt and pip inside the build reach the package registries.
     quietly podman build --isolation=chroot --build-arg "BASE_IMAGE=$image_prefix/debian:bookworm" \
         -t "$image" "$context"
     figure "image $image: built in $(seconds_since "$started") s"
@@ -238,19 +248,42 @@ show_logs() {
     compose --profile demo logs --no-color --tail 80 >&2 || true
 }
 
+api_has_prices() {
+    local body
+    body=$(curl -sf --max-time 3 "http://127.0.0.1:$API_HOST_PORT/v1/prices/latest" 2>/dev/null) || return 1
+    [[ $body == *'"BTCUSDT"'* && $body == *'"ETHUSDT"'* ]]
+}
+
+# Until every container with a health check is healthy and the one-shot init has exited 0; also
+# notes when the api first answers with a price of every symbol.
 wait_healthy() {
-    local started=$1 deadline=$((SECONDS + 300)) unhealthy
+    local started=$1 deadline=$((SECONDS + 300)) waiting first_price=
     while :; do
-        unhealthy=$(podman ps -a --filter "label=com.docker.compose.project=$project" \
-            --format '{{.Names}} {{.Health}} {{.State}}' | awk '$2 != "healthy" && $2 != "" && $3 != "exited"')
-        [[ -z $unhealthy ]] && break
-        if ((SECONDS >= deadline)); then
+        if [[ -z $first_price ]] && api_has_prices; then
+            first_price=$(seconds_since "$started")
+            figure "first price of both symbols at /v1/prices/latest $first_price s after docker compose up"
+        fi
+        waiting=$(podman ps -a --filter "label=com.docker.compose.project=$project" \
+            --format '{{.Names}}|{{.Status}}' | awk -F'|' '
+                $2 ~ /^Exited/ && $1 ~ /-init-/ && $2 !~ /^Exited \(0\)/ { print "failed:", $1, $2; next }
+                $2 ~ /^Exited/ && $1 !~ /-init-/ { print $1, $2; next }
+                $2 ~ /\((starting|unhealthy)\)/ { print $1, $2 }
+                $2 ~ /^(Created|Initialized)/ { print $1, $2 }')
+        [[ -z $waiting ]] && break
+        if [[ $waiting == *failed:* ]] || ((SECONDS >= deadline)); then
             show_logs
-            die "not healthy within 300 s: $unhealthy"
+            die "not every service healthy within 300 s: $waiting"
         fi
         sleep 1
     done
     figure "every service healthy $(seconds_since "$started") s after docker compose up"
+    if [[ -z $first_price ]]; then
+        until api_has_prices; do
+            ((SECONDS < deadline)) || { show_logs; die "no price of both symbols at /v1/prices/latest"; }
+            sleep 0.5
+        done
+        figure "first price of both symbols at /v1/prices/latest $(seconds_since "$started") s after docker compose up"
+    fi
 }
 
 # ---------------------------------------------------------------------------- cleanup
@@ -300,8 +333,9 @@ main() {
 
     # shellcheck source=/dev/null
     source .venv/bin/activate
-    COMPOSE_CHECK_BIN=$compose_bin COMPOSE_CHECK_PROJECT=$project COMPOSE_CHECK_UP_MS=$started \
+    COMPOSE_CHECK_BIN=$compose_bin COMPOSE_CHECK_PROJECT=$project COMPOSE_CHECK_FIGURES=$work/figures \
         python -m pytest -p no:cacheprovider tests/compose -v || { show_logs; die "the compose checks failed"; }
+    [[ -f $work/figures ]] && mapfile -t -O "${#figures[@]}" figures <"$work/figures"
 
     if [[ -z ${COMPOSE_CHECK_KEEP:-} ]]; then
         compose --profile demo --profile tools down -v --remove-orphans >/dev/null 2>&1
