@@ -5,6 +5,7 @@
 #
 #   bash scripts/compose_check.sh          # scripts/test.sh runs this after the other tests
 #   bash scripts/compose_check.sh images   # only make the images (base-images: only the bases)
+#   bash scripts/compose_check.sh cli      # only build (or find cached) the docker compose CLI
 #
 # For a machine with no Docker engine and no image registry (only package registries): it
 # installs podman, runc and debootstrap from Debian, builds the real `docker compose` v2 CLI from
@@ -33,13 +34,12 @@ image_prefix=localhost/binance-prices-test
 export API_HOST_PORT=${COMPOSE_CHECK_API_PORT:-38000}
 export KAFKA_HOST_PORT=${COMPOSE_CHECK_KAFKA_PORT:-39092}
 export PG_HOST_PORT=${COMPOSE_CHECK_PG_PORT:-35432}
-figures=()
 
 say() { printf 'compose-check: %s\n' "$*"; }
 die() { printf 'compose-check: ERROR: %s\n' "$*" >&2; exit 1; }
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 seconds_since() { local ms=$(($(now_ms) - $1)); printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100)); }
-figure() { figures+=("$1"); say "$1"; }
+figure() { printf '%s\n' "$1" >>"$work/figures"; say "$1"; }
 
 # Runs a command with its output kept in a file, shown only on failure.
 quietly() {
@@ -74,6 +74,10 @@ install_packages() {
 # that requires it builds the same binary. About 2.5 min of CPU, so the binary is cached.
 compose_cli() {
     local started scratch
+    mkdir -p "$(dirname "$compose_bin")"
+    # scripts/test.sh starts this build early, beside the other tests: a second caller waits.
+    exec 7>"$compose_bin.lock"
+    flock 7
     if [[ -x $compose_bin ]]; then
         say "docker compose $compose_version: cached ($compose_bin)"
         return
@@ -81,7 +85,6 @@ compose_cli() {
     command -v go >/dev/null || die "go is needed to build docker compose $compose_version (Go module proxy)"
     say "building docker compose $compose_version from the Go module proxy (a few minutes, once)"
     started=$(now_ms)
-    mkdir -p "$(dirname "$compose_bin")"
     scratch=$(mktemp -d)
     (
         cd "$scratch"
@@ -133,9 +136,10 @@ start_podman_service() {
 }
 
 # Runs every health check of the project's containers: every 2 s until a container is healthy,
-# then at its own interval. Checks run side by side, so a slow one delays no other.
+# then at its own interval, never two at once for one container (a broker's check starts a JVM,
+# and a pile of them would starve the broker). Checks of different containers run side by side.
 health_driver() {
-    local -A due interval
+    local -A due interval running
     local id status now seconds
     while :; do
         now=$(date +%s)
@@ -149,12 +153,14 @@ health_driver() {
             fi
             ((${interval[$id]} > 0)) || continue
             ((now >= ${due[$id]:-0})) || continue
+            [[ -n ${running[$id]:-} ]] && kill -0 "${running[$id]}" 2>/dev/null && continue
             if [[ $status == *"(healthy)"* ]]; then
                 due[$id]=$((now + interval[$id]))
             else
                 due[$id]=$((now + 2))
             fi
             podman healthcheck run "$id" >/dev/null 2>&1 &
+            running[$id]=$!
         done < <(podman ps --filter "label=com.docker.compose.project=$project" \
             --format '{{.ID}}|{{.Status}}' 2>/dev/null || true)
         sleep 1
@@ -224,25 +230,38 @@ compose() {
     "$compose_bin" -p "$project" -f docker-compose.yml -f tests/compose/compose.podman.yml "$@"
 }
 
+# Compose builds every service side by side, through the engine's classic build API (podman has
+# no BuildKit); each image's figure is when its tag appeared in the build's output.
 service_images() {
-    local service started
-    # Compose builds through the engine's classic build API (podman has no BuildKit).
-    for service in init producer consumer api fake-binance; do
-        started=$(now_ms)
-        DOCKER_BUILDKIT=0 COMPOSE_BAKE=false quietly compose --profile demo build "$service"
-        figure "image of $service: built in $(seconds_since "$started") s"
+    local started line elapsed
+    started=$(now_ms)
+    DOCKER_BUILDKIT=0 COMPOSE_BAKE=false compose --profile demo build 2>&1 | while IFS= read -r line; do
+        printf '%s\n' "$line" >>"$work/build.log"
+        # podman prints each tag twice, with and without docker.io/library/.
+        if [[ $line =~ Successfully\ tagged\ docker\.io/library/(binance-prices-[a-z-]+:local) ]]; then
+            elapsed=$(seconds_since "$started")
+            figure "image ${BASH_REMATCH[1]}: built ${elapsed} s after docker compose build began"
+        fi
     done
+    if ((PIPESTATUS[0] != 0)); then
+        tail -n 60 "$work/build.log" >&2
+        die "docker compose build failed"
+    fi
+    figure "every service image built in $(seconds_since "$started") s (docker compose build)"
 }
 
 image_sizes() {
     local line
     while read -r line; do
         figure "image size: $line"
-    done < <(podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'binance-prices' | sort)
+    done < <(podman images --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E 'binance-prices' \
+        | sed 's|^docker.io/library/||' | sort)
 }
 
-# Every service's state and logs, for a failure's report.
+# Every service's state and logs, for a failure's report (once).
 show_logs() {
+    [[ -z ${logs_shown:-} ]] || return 0
+    logs_shown=1
     say "containers:"
     compose --profile demo --profile tools ps -a >&2 || true
     compose --profile demo logs --no-color --tail 80 >&2 || true
@@ -288,15 +307,20 @@ wait_healthy() {
 
 # ---------------------------------------------------------------------------- cleanup
 
+stop_pid() {
+    if [[ -n $1 ]]; then kill "$1" 2>/dev/null || true; fi
+}
+
 cleanup() {
     local rc=$?
     if [[ -n ${compose_started:-} && -z ${COMPOSE_CHECK_KEEP:-} ]]; then
         ((rc == 0)) || show_logs
         compose --profile demo --profile tools down -v --remove-orphans >/dev/null 2>&1 || true
     fi
-    [[ -n ${health_driver_pid:-} ]] && kill "$health_driver_pid" 2>/dev/null
+    stop_pid "${health_driver_pid:-}"
+    stop_pid "${cli_pid:-}"
     if [[ -z ${COMPOSE_CHECK_KEEP:-} || -z ${compose_started:-} ]]; then
-        [[ -n ${podman_service_pid:-} ]] && kill "$podman_service_pid" 2>/dev/null
+        stop_pid "${podman_service_pid:-}"
         wait 2>/dev/null || true
         rm -rf "$work"
     else
@@ -311,11 +335,21 @@ main() {
     local started until=${1:-}
     work=$(mktemp -d /tmp/compose-check.XXXXXX)
     trap cleanup EXIT
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
+    if [[ $until == cli ]]; then
+        compose_cli
+        return
+    fi
     install_packages
     write_containers_conf
+    # The CLI's build is mostly CPU, the base images mostly downloads: side by side.
+    compose_cli >"$work/compose-cli.log" 2>&1 &
+    cli_pid=$!
     base_images
     [[ $until == base-images ]] && return
-    compose_cli
+    wait "$cli_pid" || { cat "$work/compose-cli.log" >&2; die "building the docker compose CLI failed"; }
+    cat "$work/compose-cli.log"
     start_podman_service
     service_images
     image_sizes
@@ -335,7 +369,6 @@ main() {
     source .venv/bin/activate
     COMPOSE_CHECK_BIN=$compose_bin COMPOSE_CHECK_PROJECT=$project COMPOSE_CHECK_FIGURES=$work/figures \
         python -m pytest -p no:cacheprovider tests/compose -v || { show_logs; die "the compose checks failed"; }
-    [[ -f $work/figures ]] && mapfile -t -O "${#figures[@]}" figures <"$work/figures"
 
     if [[ -z ${COMPOSE_CHECK_KEEP:-} ]]; then
         compose --profile demo --profile tools down -v --remove-orphans >/dev/null 2>&1
@@ -347,7 +380,7 @@ main() {
         say "docker compose down -v: nothing left"
     fi
     say "figures:"
-    printf '  %s\n' "${figures[@]}"
+    sed 's/^/  /' "$work/figures"
 }
 
 main "$@"

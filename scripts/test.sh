@@ -7,11 +7,23 @@
 #   bash scripts/test.sh tests/unit -x   # a part
 #
 # KEEP_STACK=1 leaves the test stack running afterwards (faster reruns).
+# A whole run (no arguments) ends with the compose check: every image built and
+# docker-compose.yml's offline demo run under podman (scripts/compose_check.sh); COMPOSE_CHECK=0
+# leaves it out.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 
 bash scripts/setup.sh
+
+compose_check=
+if (($# == 0)) && [[ ${COMPOSE_CHECK:-1} != 0 ]]; then
+    compose_check=1
+    # The compose check's docker compose CLI takes minutes of CPU to build once per machine:
+    # built at the lowest priority beside the other tests, it is ready when the check starts.
+    mkdir -p .local
+    nice -n 19 bash scripts/compose_check.sh cli >.local/compose-cli.log 2>&1 &
+fi
 
 # TEST_* move the test stack elsewhere, e.g. to run a second checkout's tests beside this one's.
 export STACK_DIR=${TEST_STACK_DIR:-$repo/.local/test-stack}
@@ -32,3 +44,11 @@ echo "test: mypy"
 mypy .
 echo "test: pytest"
 python -m pytest "$@"
+if [[ -n $compose_check ]]; then
+    echo "test: compose"
+    # The test stack's broker and database are not needed any more: their CPU and memory are.
+    [[ -n ${KEEP_STACK:-} ]] || bash scripts/stack.sh down
+    bash scripts/compose_check.sh
+elif (($# == 0)); then
+    echo "test: compose: left out (COMPOSE_CHECK=0)"
+fi

@@ -55,8 +55,10 @@ def compose(*args: str, timeout_s: float = 180) -> str:
 
 
 def tools(script: str) -> str:
-    """A shell line run in the `tools` profile's console-tools container."""
-    return compose("--profile", "tools", "run", "--rm", "-T", "kafka-tools", "bash", "-c", script)
+    """A shell line run in the `tools` profile's console-tools container. --no-deps: the broker is
+    up, and compose on podman's API would recreate it (it sees the running container's networks
+    differ from the expected ones)."""
+    return compose("--profile", "tools", "run", "--rm", "--no-deps", "-T", "kafka-tools", "bash", "-c", script)
 
 
 def figure(line: str) -> None:
@@ -75,7 +77,12 @@ def latest_prices() -> dict[str, dict[str, object]]:
 
 def prices_advance(timeout_s: float) -> dict[str, dict[str, object]]:
     """Waits until every symbol has a newer trade than now; returns the newer prices."""
-    before = wait_until(lambda: latest_prices() if set(SYMBOLS) <= latest_prices().keys() else None, timeout_s, "a price of every symbol")
+
+    def every_symbol() -> dict[str, dict[str, object]] | None:
+        now = latest_prices()
+        return now if set(SYMBOLS) <= now.keys() else None
+
+    before = wait_until(every_symbol, timeout_s, "a price of every symbol", interval_s=0.5)
     assert isinstance(before, dict)
 
     def advanced() -> dict[str, dict[str, object]] | None:
@@ -148,7 +155,7 @@ def test_topics_and_consumer_group_through_the_tools_container() -> None:
 def test_a_bad_message_becomes_a_dead_letter_with_its_reason() -> None:
     marker = f"compose-check-{uuid.uuid4()}"
     tools(
-        f"printf '%s\\n' '{{\"stream\":\"btcusdt@trade\",\"data\":{{\"marker\":\"{marker}\"' "
+        f'printf \'%s\\n\' \'{{"stream":"btcusdt@trade","data":{{"marker":"{marker}"\' '
         "| kafka-console-producer.sh --bootstrap-server kafka:29092 --topic binance.raw"
     )
 
