@@ -54,11 +54,11 @@ def compose(*args: str, timeout_s: float = 180) -> str:
     return result.stdout
 
 
-def tools(script: str) -> str:
-    """A shell line run in the `tools` profile's console-tools container. --no-deps: the broker is
-    up, and compose on podman's API would recreate it (it sees the running container's networks
-    differ from the expected ones)."""
-    return compose("--profile", "tools", "run", "--rm", "--no-deps", "-T", "kafka-tools", "bash", "-c", script)
+def tools(*argv: str) -> str:
+    """A command in the `tools` profile's console-tools container, as README runs it. --no-deps:
+    the broker is up, and compose on podman's API would recreate it (it sees the running
+    container's networks differ from the expected ones)."""
+    return compose("--profile", "tools", "run", "--rm", "--no-deps", "-T", "kafka-tools", *argv)
 
 
 def figure(line: str) -> None:
@@ -143,26 +143,38 @@ def test_web_page() -> None:
 
 
 def test_topics_and_consumer_group_through_the_tools_container() -> None:
-    topics = tools("kafka-topics.sh --bootstrap-server kafka:29092 --list").split()
+    topics = tools("kafka-topics.sh", "--bootstrap-server", "kafka:29092", "--list").split()
     assert {"binance.raw", "binance.raw.dlq"} <= set(topics), topics
-    described = tools("kafka-topics.sh --bootstrap-server kafka:29092 --describe --topic binance.raw")
+    # README's other way in: the broker's own container.
+    described = compose(
+        "exec", "-T", "kafka", "/opt/kafka/bin/kafka-topics.sh", "--bootstrap-server", "kafka:29092",
+        "--describe", "--topic", "binance.raw",
+    )  # fmt: skip
     assert described.count("Partition:") == 3, described
-    groups = tools("kafka-consumer-groups.sh --bootstrap-server kafka:29092 --describe --group binance-consumer")
+    groups = tools(
+        "kafka-consumer-groups.sh", "--bootstrap-server", "kafka:29092", "--describe", "--group", "binance-consumer"
+    )
     rows = [line.split() for line in groups.splitlines() if line.startswith("binance-consumer ")]
     assert sorted(row[2] for row in rows if row[1] == "binance.raw") == ["0", "1", "2"], groups
 
 
 def test_a_bad_message_becomes_a_dead_letter_with_its_reason() -> None:
     marker = f"compose-check-{uuid.uuid4()}"
+    # A combined-stream frame cut short.
+    frame = f'{{"stream":"btcusdt@trade","data":{{"marker":"{marker}"'
     tools(
-        f'printf \'%s\\n\' \'{{"stream":"btcusdt@trade","data":{{"marker":"{marker}"\' '
-        "| kafka-console-producer.sh --bootstrap-server kafka:29092 --topic binance.raw"
+        "bash",
+        "-c",
+        f"printf '%s\\n' '{frame}' | kafka-console-producer.sh --bootstrap-server kafka:29092 --topic binance.raw",
     )
 
     def dead_letter() -> str | None:
+        # README's command, bounded: the consumer stops 10 s after the last dead letter.
         output = tools(
+            "bash",
+            "-c",
             "kafka-console-consumer.sh --bootstrap-server kafka:29092 --topic binance.raw.dlq --from-beginning"
-            " --property print.headers=true --timeout-ms 10000 2>/dev/null || true"
+            " --property print.headers=true --timeout-ms 10000 2>/dev/null || true",
         )
         return next((line for line in output.splitlines() if marker in line), None)
 
