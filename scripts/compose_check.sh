@@ -19,8 +19,9 @@
 # ~/.cache/binance-prices), the images and their build layers (podman's storage).
 # Environment: COMPOSE_CHECK_API_PORT (38000), COMPOSE_CHECK_KAFKA_PORT (39092),
 # COMPOSE_CHECK_PG_PORT (35432): the loopback ports the stack publishes; KAFKA_LIBS (the jars
-# scripts/setup.sh fetches); COMPOSE_CHECK_KEEP=1 leaves the stack up (for a look; take it down
-# with the `docker compose ... down -v` line it prints).
+# scripts/setup.sh fetches); COMPOSE_CHECK_HEALTHY_TIMEOUT (300 s) for every service to be
+# healthy after `up`; COMPOSE_CHECK_KEEP=1 leaves the stack up (for a look; take it down with the
+# `docker compose ... down -v` line it prints).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
@@ -267,6 +268,18 @@ show_logs() {
     compose --profile demo logs --no-color --tail 80 >&2 || true
 }
 
+# The last outputs of every failing or pending health check: what the check itself said.
+show_health_checks() {
+    local name
+    while read -r name; do
+        printf 'compose-check: health check of %s, last results:\n' "$name" >&2
+        podman inspect --format \
+            '{{range .State.Health.Log}}  exit {{.ExitCode}}: {{.Output}}{{println}}{{end}}' "$name" 2>/dev/null \
+            | tail -n 6 >&2 || true
+    done < <(podman ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}}|{{.Status}}' \
+        | awk -F'|' '$2 ~ /\((starting|unhealthy)\)/ {print $1}')
+}
+
 api_has_prices() {
     local body
     body=$(curl -sf --max-time 3 "http://127.0.0.1:$API_HOST_PORT/v1/prices/latest" 2>/dev/null) || return 1
@@ -276,7 +289,8 @@ api_has_prices() {
 # Until every container with a health check is healthy and the one-shot init has exited 0; also
 # notes when the api first answers with a price of every symbol.
 wait_healthy() {
-    local started=$1 deadline=$((SECONDS + 300)) waiting first_price=
+    local started=$1 timeout=${COMPOSE_CHECK_HEALTHY_TIMEOUT:-300} waiting first_price= deadline
+    deadline=$((SECONDS + timeout))
     while :; do
         if [[ -z $first_price ]] && api_has_prices; then
             first_price=$(seconds_since "$started")
@@ -291,7 +305,8 @@ wait_healthy() {
         [[ -z $waiting ]] && break
         if [[ $waiting == *failed:* ]] || ((SECONDS >= deadline)); then
             show_logs
-            die "not every service healthy within 300 s: $waiting"
+            show_health_checks
+            die "not every service healthy within $timeout s: $waiting"
         fi
         sleep 1
     done
