@@ -268,14 +268,21 @@ show_logs() {
     compose --profile demo logs --no-color --tail 80 >&2 || true
 }
 
-# The last outputs of every failing or pending health check: what the check itself said.
+# The newest result of every failing or pending health check: what the check itself said.
 show_health_checks() {
     local name
     while read -r name; do
-        printf 'compose-check: health check of %s, last results:\n' "$name" >&2
-        podman inspect --format \
-            '{{range .State.Health.Log}}  exit {{.ExitCode}}: {{.Output}}{{println}}{{end}}' "$name" 2>/dev/null \
-            | tail -n 6 >&2 || true
+        printf 'compose-check: health check of %s, newest result:\n' "$name" >&2
+        podman inspect "$name" 2>/dev/null | python3 -c '
+import json, sys
+state = json.load(sys.stdin)[0]["State"]
+log = (state.get("Health") or state.get("Healthcheck") or {}).get("Log") or []
+if log:
+    print("  exit", log[-1]["ExitCode"])
+    print("\n".join("    " + line for line in log[-1]["Output"].splitlines()[-12:]))
+else:
+    print("  (never ran)")
+' >&2 || true
     done < <(podman ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}}|{{.Status}}' \
         | awk -F'|' '$2 ~ /\((starting|unhealthy)\)/ {print $1}')
 }
