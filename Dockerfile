@@ -17,7 +17,9 @@ COPY consumer ./consumer
 COPY api ./api
 COPY bootstrap ./bootstrap
 COPY fake_binance ./fake_binance
-RUN /opt/venv/bin/pip install --no-deps .
+# The services never install anything: pip and setuptools (about 23 MB) stay behind.
+RUN /opt/venv/bin/pip install --no-deps . \
+    && /opt/venv/bin/python -m pip uninstall -y -q pip setuptools
 
 FROM ${PYTHON_IMAGE}
 RUN useradd --system --uid 10001 --no-create-home app
