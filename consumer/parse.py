@@ -368,18 +368,22 @@ def _uncrossed(bid: str, ask: str) -> None:
         raise _Reject("crossed_book", f"best bid {bid} is above best ask {ask}")
 
 
-# Every JSON string, and whether a colon follows it (a key). In valid JSON a string is always found
-# from its opening quote, since outside strings every quote opens one.
-_JSON_STRING = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*(:?)')
+# Without backslashes a JSON string is "[^"]*", so in valid compact JSON every key is found by _KEY
+# from its opening quote, unless a string begins with a colon: only then can a match start at a
+# closing quote. _NOT_PLAIN finds any such string (a quote after a structural character, followed
+# by a colon), conservatively, and any key spaced from its colon. Both scans run in C.
+_KEY = re.compile(rb'"([^"]*)":')
+_NOT_PLAIN = re.compile(rb'[,{\[:\s]"\s*:|"\s+:')
 
 
 def _has_duplicate_keys(value: bytes) -> bool:
-    """Whether any JSON object in `value` names a key twice. A cheap scan settles the
-    usual case, no key text repeated anywhere; a repeated one (kline's "s", in the event and in
-    "k") or an escaped one is checked object by object."""
-    keys = [key for key, colon in _JSON_STRING.findall(value) if colon]
-    if len(set(keys)) == len(keys) and not any(b"\\" in key for key in keys):
-        return False
+    """Whether any JSON object in `value` names a key twice. The scan above settles the usual
+    case, no key text repeated anywhere in the message; a repeated one (kline's "s", in the event
+    and in "k"), an escaped or an empty one is checked object by object."""
+    if b"\\" not in value and b'""' not in value and _NOT_PLAIN.search(value) is None:
+        keys = _KEY.findall(value)
+        if len(set(keys)) == len(keys):
+            return False
     try:
         json.loads(value, object_pairs_hook=_unique_pairs, parse_int=_ignore, parse_float=_ignore)
     except _DuplicateKey:
