@@ -368,19 +368,25 @@ def _uncrossed(bid: str, ask: str) -> None:
         raise _Reject("crossed_book", f"best bid {bid} is above best ask {ask}")
 
 
-# Without backslashes a JSON string is "[^"]*", so in valid compact JSON every key is found by _KEY
-# from its opening quote, unless a string begins with a colon: only then can a match start at a
-# closing quote. _NOT_PLAIN finds any such string (a quote after a structural character, followed
-# by a colon), conservatively, and any key spaced from its colon. Both scans run in C.
+# In compact JSON without backslashes a string is "[^"]*" and opens after one of , { [ :, so every
+# key is found by _KEY from its opening quote, unless a string begins with a colon: only then can a
+# match start at a closing quote. _plain rules out what the scan can't read (whitespace, escapes,
+# empty strings, a string opening with a colon), in C passes over the bytes.
 _KEY = re.compile(rb'"([^"]*)":')
-_NOT_PLAIN = re.compile(rb'[,{\[:\s]"\s*:|"\s+:')
+_WHITESPACE_AND_ESCAPES = b" \n\t\r\\"
+
+
+def _plain(value: bytes) -> bool:
+    if len(value.translate(None, _WHITESPACE_AND_ESCAPES)) != len(value):
+        return False
+    return not (b'""' in value or b',":' in value or b'{":' in value or b'[":' in value or b':":' in value)
 
 
 def _has_duplicate_keys(value: bytes) -> bool:
     """Whether any JSON object in `value` names a key twice. The scan above settles the usual
     case, no key text repeated anywhere in the message; a repeated one (kline's "s", in the event
-    and in "k"), an escaped or an empty one is checked object by object."""
-    if b"\\" not in value and b'""' not in value and _NOT_PLAIN.search(value) is None:
+    and in "k"), or a message it can't scan, is checked object by object."""
+    if _plain(value):
         keys = _KEY.findall(value)
         if len(set(keys)) == len(keys):
             return False
