@@ -355,7 +355,10 @@ def _consistent_kline(
         detail = f"open {open_}, high {high}, low {low}, close {close}: not low <= open, close <= high"
         raise _Reject("inconsistent_kline", detail)
     expected = kline_close_time(interval, open_time, 1 if unit_us == 1000 else 1000)
-    if close_time != expected:
+    # In microseconds the last unit before the next open is ...999999, or ...999000 when the
+    # millisecond close time was scaled: either is the interval's end.
+    slack = 0 if unit_us == 1000 else 999
+    if expected is None or not expected - slack <= close_time <= expected:
         detail = f"a {interval} kline opening at {open_time} closes at {expected}, not {close_time}"
         if expected is None:
             detail = f"a {interval} kline must open at the start of a month, not at {open_time}"

@@ -324,3 +324,17 @@ def write(value: object, colon: str, comma: str) -> str:
 def test_the_duplicate_key_scan_agrees_with_a_full_decode(value: object, colon: str, comma: str) -> None:
     text = write(value, colon, comma).encode()
     assert _has_duplicate_keys(text) == reference_has_duplicate_keys(text), text
+
+
+def test_a_microsecond_kline_closes_at_either_end_of_its_last_millisecond() -> None:
+    open_us = 1_698_796_800_000_000
+    payload = {"e": "kline", "E": 1, "s": "BNBBTC", "k": {"t": open_us, "T": 0, "s": "BNBBTC", "i": "1m", "f": -1,
+               "L": -1, "o": "1", "c": "1", "h": "1", "l": "1", "v": "0", "n": 0, "x": False, "q": "0", "V": "0",
+               "Q": "0", "B": "0"}}  # fmt: skip
+    micro = {**WS, "time_unit": b"MICROSECOND"}
+    bad = "inconsistent_kline"
+    cases = [(59_999_999, None), (59_999_000, None), (59_998_999, bad), (60_000_000, bad)]
+    for offset_us, expected in cases:
+        close_us = open_us + offset_us
+        payload["k"]["T"] = close_us  # type: ignore[index]
+        assert reason(binance_frame(payload), micro) == expected, close_us
