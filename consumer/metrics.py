@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from consumer.sink import DeadLetterRow, RowsByTable, Sink, Written
+from consumer.dead_letters import DeadLetterRow
+from consumer.sink import ConflictFinder, RowsByTable, Sink, Written
 from schemas.metrics_http import Health, MetricsServer, start_metrics_server
 
 if TYPE_CHECKING:
@@ -76,6 +77,11 @@ class ConsumerMetrics:
         )
         self.dead_letters = Counter(
             "consumer_dead_letters", "Messages dead-lettered, by reason", ["reason"], registry=r
+        )
+        self.dead_letters_lost = Counter(
+            "consumer_dead_letters_lost",
+            "Dead letters Kafka refused even without their original (the message stays in its source topic)",
+            registry=r,
         )
         self.skipped = Counter(
             "consumer_messages_skipped", "Messages skipped on purpose, by reason", ["reason"], registry=r
@@ -142,8 +148,8 @@ class ConsumerMetrics:
             count = getattr(written, table)
             if count:
                 self.rows_written.labels(table).inc(count)
-        for _, rejection in batch.rejected:
-            self.dead_letters.labels(rejection.reason).inc()
+        for rejected in (*batch.rejected, *written.conflicts):
+            self.dead_letters.labels(rejected.rejection.reason).inc()
         for reason, count in batch.skipped.items():
             self.skipped.labels(reason).inc(count)
         self.batch_size.observe(len(rows) + len(batch.rejected) + sum(batch.skipped.values()))
@@ -258,10 +264,15 @@ class MeasuredSink(Sink):
         super().__init__(database_url)
         self.metrics = metrics
 
-    def write(self, rows: RowsByTable, dead_letters: Sequence[DeadLetterRow] = ()) -> Written:
+    def write(
+        self,
+        rows: RowsByTable,
+        dead_letters: Sequence[DeadLetterRow] = (),
+        find_conflicts: ConflictFinder | None = None,
+    ) -> Written:
         started = time.perf_counter()
         try:
-            written = super().write(rows, dead_letters)
+            written = super().write(rows, dead_letters, find_conflicts)
         except Exception:
             self.metrics.write_failed()
             raise
