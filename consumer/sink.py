@@ -24,9 +24,11 @@ from consumer.parse import AggTradeRow, BookTickerRow, KlineRow, Row, TradeRow
 
 log = logging.getLogger(__name__)
 
-# Times travel as integer microseconds since the epoch and become timestamptz in SQL with exact
-# integer arithmetic: no float, no rounding.
-_US = "(timestamptz 'epoch' + {} * interval '1 microsecond')"
+# Times travel as integer microseconds since the epoch and become timestamptz in SQL exactly.
+# `interval * bigint` multiplies in float8, exact only below 2**53 µs (year 2255): beyond it, a
+# time late in 9999 rounds into year 10000. Whole seconds (below 2**38) and the remaining
+# microseconds (below 10**6) each multiply exactly, and the sum of intervals is integer arithmetic.
+_US = "(timestamptz 'epoch' + ({0} / 1000000) * interval '1 second' + ({0} % 1000000) * interval '1 microsecond')"
 
 _CREATE_STAGING = """
 CREATE TEMPORARY TABLE IF NOT EXISTS trades_staging (

@@ -4,14 +4,18 @@ the rollups and the counts of new rows must be exactly those of writing each row
 
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 
 import psycopg2
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from bootstrap.__main__ import migrate
 from consumer import trade_lines
 from consumer.parse import AggTradeRow, BookTickerRow, TradeRow
 from consumer.sink import RowsByTable, Sink
+from schemas.messages import MAX_TIME_MS
 from tests.conftest import create_database, drop_database, libpq_dsn
 from tests.integration.test_consumer import assert_rollups_sum_their_trades, table_state
 
@@ -111,3 +115,29 @@ def test_either_way_in_stores_what_writing_each_row_once_stores(owner_url: str, 
             assert values(owner_url, table, columns) == values(once_urls["owner"], table, columns), table
     finally:
         drop_database(stack_env, once_urls)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+LAST_US = MAX_TIME_MS * 1000 + 999  # 9999-12-31T23:59:59.999999Z, the latest time a message may carry
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(times_us=[LAST_US, 2**53 + 1, 2**53 - 1, 0, 1])
+@given(times_us=st.lists(st.integers(0, LAST_US), min_size=1, max_size=20, unique=True))
+def test_every_accepted_time_is_stored_to_the_microsecond(owner_url: str, times_us: list[int]) -> None:
+    # Far-future times went through float8 (bigint * interval) and rounded: 9999-12-31 23:59:59.999999
+    # became year 10000, and every time past 2**53 µs (year 2255) lost microseconds.
+    with closing(psycopg2.connect(libpq_dsn(owner_url))) as connection, connection.cursor() as cursor:
+        cursor.execute("TRUNCATE trades, agg_trades, book_tickers, trade_candles_1s, trade_candles_1m")
+        connection.commit()
+    trades = [TradeRow("BTCUSDT", i, "1.5", "2", us, True, us) for i, us in enumerate(times_us, start=1)]
+    sink = Sink(owner_url)
+    try:
+        assert sink.write(rows_of(trades)).trades == len(trades)
+    finally:
+        sink.dispose()
+    expected = [(t.trade_id, EPOCH + timedelta(microseconds=t.trade_time_us)) for t in trades]
+    assert values(owner_url, "trades", "trade_id, trade_time") == expected
+    assert values(owner_url, "trades", "trade_id, event_time") == expected
+    assert values(owner_url, "agg_trades", "agg_trade_id, trade_time") == expected
+    assert values(owner_url, "book_tickers", "update_id, received_at") == expected
