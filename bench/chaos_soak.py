@@ -176,7 +176,6 @@ class Soak:
         self.fresh = poison.fresh_trades(HAND_MADE_SYMBOL, 1, int(time.time() * 1000) - 60_000)
         self.poison_sent: Counter[str] = Counter()
         self.poison_expected: dict[str, frozenset[str] | None] = {}
-        self.poison_stored: list[Trade] = []
         self.api_label = "api"
         self.restarts = Counter[str]()
         self.rss_before_kill: list[tuple[str, int]] = []
@@ -214,7 +213,6 @@ class Soak:
         fake_state = pipeline.finish_market(self.market, timeout_s=600)
         caught_up = time.monotonic()
         self.monitor.stop()
-        pipeline.truth.add(self.poison_stored)
         verify_started = time.monotonic()
         checks = pipeline.verify("soak", self.sample_window())
         checks["api_sample_answers_checked"] = self.check_api_sample()
@@ -326,6 +324,7 @@ class Soak:
             {"bootstrap.servers": self.pipeline.broker.bootstrap, "enable.idempotence": True, "linger.ms": 5}
         )
         round_number = sum(1 for i in self.injected if i.kind == "poison") + 1
+        stored: list[Trade] = []
         for name, message in messages.items():
             case = f"{name}#{round_number}"
             producer.produce(
@@ -337,7 +336,7 @@ class Soak:
             self.poison_sent[name] += 1
             self.poison_expected[case] = message.reasons
             if message.stored is not None:
-                self.poison_stored.append(message.stored)
+                stored.append(message.stored)
         valid = [next(self.fresh) for _ in range(20)]
         for trade in valid:
             value = poison.frame(f"{trade.symbol.lower()}@trade", poison.ws_payload(trade))
@@ -345,8 +344,9 @@ class Soak:
             headers: dict[str, str | bytes | None] = {"stream": stream, "source": "ws"}
             headers["received_at_ns"] = str(time.time_ns())
             producer.produce(RAW_TOPIC, value=value, key=trade.symbol.encode(), headers=headers)
-        self.poison_stored.extend(valid)
         assert producer.flush(30) == 0, "poison not delivered"
+        # Into the truth at once: finish_market waits until PostgreSQL holds as many trades as it.
+        self.pipeline.truth.add([*stored, *valid])
         return {"messages": len(messages), "valid_trades": len(valid), "template": template.key}
 
     def stored_trade(self, symbol: str) -> Trade:
@@ -484,7 +484,8 @@ class Soak:
             # A killed service's end is its last incarnation's; what each held when killed is listed.
             "rss_mib": {"start": rss_start, "end": rss_end, "when_killed": self.rss_before_kill},
             "dead_letters": {
-                "expected_total": checks["dead_lettered"],
+                # The classifier's invalid raw messages, and the DLQ's (the harness asserts the same set).
+                "expected_total": checks["invalid_raw_messages"],
                 "found_total": checks["dead_lettered"],
                 "by_reason": self.pipeline.figures.get("dead_letter_reasons", {}),
                 **letters,
@@ -509,6 +510,42 @@ class Soak:
         if hasattr(self, "monitor"):
             self.monitor.stop()
         self.pipeline.shutdown()
+
+
+def markdown(figures: dict[str, Any]) -> str:
+    """The figures as the tables docs/reliability.md shows."""
+    rss, letters, seconds = figures["rss_mib"], figures["dead_letters"], figures["seconds"]
+    api_answers = figures["checks"]["api_answers_checked"] + figures["checks"]["api_sample_answers_checked"]
+    lines = [
+        f"`{figures['command']}` (finished {figures['finished_at']}, {seconds['total_s'] / 60:.1f} min in all)",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| trades checked | **{figures['trades_checked']:,}** of {len(figures['symbols'])} symbols"
+        f" (+ the poison rounds' hand-made ones), {figures['checks']['raw_trade_messages']:,} trade messages"
+        f" ({figures['checks']['raw_trade_duplicates_absorbed']:,} duplicates absorbed,"
+        f" {figures['checks']['raw_trades_from_rest']:,} over REST) |",
+        f"| lost / duplicated | **{figures['lost']}** / **{figures['duplicated']}** |",
+        "| rollup rows checked | every row of trade_candles_1s and trade_candles_1m |",
+        f"| api answers checked | {api_answers:,} |",
+        f"| dead letters expected = found | **{letters['expected_total']} = {letters['found_total']}**"
+        f" ({figures['checks']['dead_letters_cut_to_fit']} cut to fit) |",
+        f"| time | setup {seconds['setup_and_first_trades_s']} s, market {seconds['market_s']} s,"
+        f" catch-up {seconds['catch_up_after_the_last_trade_s']} s, checks {seconds['verification_s']} s |",
+        "",
+        "| fault | injected | longest stall of ingestion after it (s) | the fault's own action, longest (s) |",
+        "|---|---|---|---|",
+    ]
+    for kind, entry in figures["stalls_by_fault"].items():
+        lines.append(f"| {kind} | {entry['count']} | {entry['longest_stall_s']} | {entry['action_s_max']} |")
+    lines += ["", "| dead-letter reason | expected | found |", "|---|---|---|"]
+    expected, found = letters["poison_dead_letters_expected_by_reason"], letters["poison_dead_letters_found_by_reason"]
+    for reason in sorted(set(expected) | set(found)):
+        lines.append(f"| `{reason}` | {expected.get(reason, 0)} | {found.get(reason, 0)} |")
+    lines += ["", "| service | RSS at start (MiB) | RSS at end (MiB) |", "|---|---|---|"]
+    for service in SERVICES:
+        lines.append(f"| {service} | {rss['start'][service]} | {rss['end'][service]} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> int:
@@ -544,6 +581,7 @@ def main() -> int:
         soak.shutdown()
     args.figures.parent.mkdir(parents=True, exist_ok=True)
     args.figures.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    args.figures.with_suffix(".md").write_text(markdown(figures))
     print(json.dumps({k: figures[k] for k in ("trades_checked", "lost", "duplicated", "faults_injected")}))
     print(f"soak: figures in {args.figures}")
     return 0

@@ -505,6 +505,7 @@ class FaultPipeline:
             "control_messages": controls,
             "other_market_data_messages": other_data,
             "conflicting_duplicates": conflicting,
+            "invalid_raw_messages": len(invalid),
             "dead_lettered": len(dead),
             "dead_letters_cut_to_fit": truncated,
         }

@@ -13,6 +13,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import count
+from typing import cast
 
 from tests.faults.truth import Rules, Trade
 
@@ -32,7 +33,7 @@ class Poison:
     # Reasons it may be dead-lettered with (None: any); ignored when `stored`.
     reasons: frozenset[str] | None
     stored: Trade | None = None  # valid after all: this trade must be stored
-    extra_headers: tuple[tuple[str, bytes], ...] = ()
+    extra_headers: tuple[tuple[str | bytes, bytes], ...] = ()
     omit_stream_header: bool = False
 
     def headers(self, case: str, received_at_ns: int) -> list[tuple[str, str | bytes | None]]:
@@ -40,7 +41,10 @@ class Poison:
         if not self.omit_stream_header:
             headers.append(("stream", self.stream.encode()))
         headers += [("source", self.source.encode()), ("received_at_ns", str(received_at_ns).encode())]
-        return [*headers, *self.extra_headers, ("test_case", case.encode())]
+        # confluent-kafka also takes a header name as bytes: the only way to produce one that is not
+        # UTF-8, which its typing does not admit.
+        extra = [(cast(str, name), value) for name, value in self.extra_headers]
+        return [*headers, *extra, ("test_case", case.encode())]
 
 
 def frame(stream: str, payload: object) -> bytes:
@@ -184,6 +188,8 @@ def issue_14_classes(template: Trade, fresh: Iterator[Trade]) -> dict[str, Poiso
         "headers_near_the_message_limit": Poison(
             zero_price, stream, "ws", None, extra_headers=(("padding", b"h" * 990_000),)
         ),
+        # A header name confluent-kafka's headers() cannot decode.
+        "header_name_not_utf8": Poison(zero_price, stream, "ws", None, extra_headers=((b"\xff\xfename", b"v"),)),
         # What kcat or a replay script writes: the payload names itself.
         "bare_payload_without_stream_header": Poison(
             json.dumps(ws_payload(bare)).encode(), "", "ws", STORED, stored=bare, omit_stream_header=True
