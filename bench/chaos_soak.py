@@ -22,6 +22,7 @@ quotes them); the services' logs to artifacts/logs/soak/.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -176,6 +177,7 @@ class Soak:
         self.fresh = poison.fresh_trades(HAND_MADE_SYMBOL, 1, int(time.time() * 1000) - 60_000)
         self.poison_sent: Counter[str] = Counter()
         self.poison_expected: dict[str, frozenset[str] | None] = {}
+        self.poison_offsets: dict[tuple[int, int], str] = {}
         self.api_label = "api"
         self.restarts = Counter[str]()
         self.rss_before_kill: list[tuple[str, int]] = []
@@ -327,11 +329,14 @@ class Soak:
         stored: list[Trade] = []
         for name, message in messages.items():
             case = f"{name}#{round_number}"
+            # Where it landed, from the delivery report: the dead letter names that offset, whatever
+            # became of the message's own headers (cut to fit, or unreadable).
             producer.produce(
                 RAW_TOPIC,
                 value=message.value,
-                key=template.symbol.encode(),
+                key=(message.stored or template).symbol.encode(),
                 headers=message.headers(case, time.time_ns()),
+                on_delivery=functools.partial(self._delivered, case),
             )
             self.poison_sent[name] += 1
             self.poison_expected[case] = message.reasons
@@ -348,6 +353,10 @@ class Soak:
         # Into the truth at once: finish_market waits until PostgreSQL holds as many trades as it.
         self.pipeline.truth.add([*stored, *valid])
         return {"messages": len(messages), "valid_trades": len(valid), "template": template.key}
+
+    def _delivered(self, case: str, error: object, delivered: Any) -> None:
+        assert error is None, f"poison {case} not delivered: {error}"
+        self.poison_offsets[(delivered.partition(), delivered.offset())] = case
 
     def stored_trade(self, symbol: str) -> Trade:
         row = self.pipeline.query(
@@ -401,10 +410,12 @@ class Soak:
         found dead letters by reason."""
         found: dict[str, str] = {}
         for record in read_topic(self.pipeline.broker.bootstrap, DLQ_TOPIC, 1):
-            case = record.headers.get("test_case")
+            source = (int(record.headers["dlq_source_partition"]), int(record.headers["dlq_source_offset"]))
+            case = self.poison_offsets.get(source)
             if case is not None:
                 assert case not in found, f"dead-lettered twice: {case}"
                 found[case] = record.headers["dlq_reason"]
+        assert len(self.poison_offsets) == len(self.poison_expected), "a delivery report is missing"
         expected_by_reason: Counter[str] = Counter()
         for case, reasons in self.poison_expected.items():
             if reasons is poison.STORED and case.split("#")[0] in self.stored_classes():
@@ -556,7 +567,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--fault-every", type=float, default=45.0, help="mean seconds between faults")
     parser.add_argument("--outage-s", type=float, default=20.0, help="longest broker or database outage")
-    parser.add_argument("--lookback-margin-s", type=int, default=10)
+    parser.add_argument(
+        "--lookback-margin-s", type=int, default=25, help="added to a killed producer's downtime: its successor's boot"
+    )
     parser.add_argument("--api-samples", type=int, default=300)
     parser.add_argument("--max-minutes", type=float, default=45.0, help="the whole run's deadline")
     parser.add_argument("--kafka-port", type=int, default=int(os.environ.get("TEST_KAFKA_PORT", "29492")))
