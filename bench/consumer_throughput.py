@@ -45,10 +45,11 @@ sys.path.insert(0, str(REPO / "scripts"))
 import compose_local  # noqa: E402
 
 from bootstrap.__main__ import migrate  # noqa: E402
+from consumer.dead_letters import DeadLetterRow  # noqa: E402
 from consumer.loop import Batch, RawConsumer, tune_garbage_collector  # noqa: E402
 from consumer.parse import TradeRow, parse_message  # noqa: E402
 from consumer.settings import ConsumerSettings  # noqa: E402
-from consumer.sink import DeadLetterRow, RowsByTable, Sink, Written  # noqa: E402
+from consumer.sink import RowsByTable, Sink, Written  # noqa: E402
 from consumer.symbols import SymbolRegistry  # noqa: E402
 from schemas.topics import Header, Source  # noqa: E402
 

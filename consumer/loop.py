@@ -2,10 +2,11 @@
 
 import gc
 import logging
+import operator
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,12 +14,12 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer import trade_lines
+from consumer.dead_letters import MAX_DETAIL_CHARS, DeadLetterRow, DlqRecord, Headers, Rejected
 from consumer.parse import Rejection, Skipped, parse_message
 from consumer.settings import ConsumerSettings
-from consumer.sink import DeadLetterRow, LagRow, RowsByTable, Sink, Written
+from consumer.sink import LagRow, RowsByTable, Sink, Written
 from consumer.symbols import SymbolRegistry
 from schemas.heartbeat import Heartbeat
-from schemas.topics import Header
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,26 @@ def tune_garbage_collector() -> None:
 
 @dataclass
 class Batch:
+    messages: list[Message] = field(default_factory=list)
     rows: RowsByTable = field(default_factory=RowsByTable)
-    rejected: list[tuple[Message, Rejection]] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
     dead_letters: list[DeadLetterRow] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     # Next offset to read, per (topic, partition): what gets committed once the batch is safe.
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def reject(self, message: Message, headers: Headers | None, rejection: Rejection) -> None:
+        rejected = Rejected(
+            message.topic() or "",
+            message.partition() or 0,
+            message.offset() or 0,
+            message.value(),
+            message.key(),
+            headers,
+            rejection,
+        )
+        self.rejected.append(rejected)
+        self.dead_letters.append(rejected.row())
 
 
 @dataclass(frozen=True)
@@ -55,20 +70,31 @@ class KnownSymbols:
         return cls(symbols, frozenset(symbol.encode() for symbol in symbols))
 
 
-def message_headers(message: Message) -> dict[str, bytes]:
-    headers = message.headers()
-    if not headers:
+def message_headers(pairs: list[tuple[str, Any]] | None) -> dict[str, bytes]:
+    if not pairs:
         return {}
     # dict() of the (name, value) pairs runs in C: the hot path reads the headers of every message.
     # A consumed header's value is bytes, or None when it has none (str is only for producing).
-    named: dict[str, Any] = dict(headers)
+    named: dict[str, Any] = dict(pairs)
     if None in named.values():  # a header without a value says nothing: as if it were absent
         return {name: value for name, value in named.items() if value is not None}
     return named
 
 
+# confluent-kafka's Message.headers() on a header name that is not UTF-8 returns a list holding a
+# NULL with the decoding error still set, and caches that list. Called as a plain method, hot code
+# that CPython has specialised does not check for that error: the list comes back, and touching its
+# NULL crashes the process. A call from C (methodcaller) always checks, so it raises instead; the
+# cached list is never read again.
+_read_headers: Callable[[Message], Headers | None] = operator.methodcaller("headers")
+
+UNREADABLE_HEADER = Rejection(
+    "invalid_header", "a header name is not valid UTF-8; the message is kept whole in its source topic"
+)
+
+
 def build_batch(messages: list[Message], known_symbols: KnownSymbols | None) -> Batch:
-    batch = Batch()
+    batch = Batch(messages=messages)
     trades = batch.rows.trades
     known_bytes = known_symbols.as_bytes if known_symbols is not None else None
     known_text = known_symbols.as_text if known_symbols is not None else None
@@ -78,33 +104,37 @@ def build_batch(messages: list[Message], known_symbols: KnownSymbols | None) -> 
             log.warning("kafka message error", extra={"error": str(message.error())})
             continue
         value = message.value()
-        line = trade_lines.from_frame(value, message.headers(), known_bytes) if value else None
-        if line is not None:
-            trades.append(line)
+        try:
+            pairs: Headers | None = _read_headers(message)
+        except Exception:  # a header name that is not UTF-8: confluent-kafka can't make it a str
+            batch.reject(message, None, UNREADABLE_HEADER)
         else:
-            headers = message_headers(message)
-            result = parse_message(value, headers, known_text)
-            if isinstance(result, Rejection):
-                batch.rejected.append((message, result))
-                stream = headers.get(Header.STREAM)
-                batch.dead_letters.append(
-                    DeadLetterRow(
-                        message.topic() or "",
-                        message.partition() or 0,
-                        message.offset() or 0,
-                        result.reason,
-                        result.detail,
-                        stream.decode(errors="replace") if stream else None,
-                    )
-                )
-            elif isinstance(result, Skipped):
-                batch.skipped[result.reason] += 1
+            line = trade_lines.from_frame(value, pairs, known_bytes) if value else None
+            if line is not None:
+                trades.append(line)
             else:
-                batch.rows.add(result)
+                _add_parsed(batch, message, value, pairs, known_text)
         topic, partition, offset = message.topic(), message.partition(), message.offset()
         if topic is not None and partition is not None and offset is not None:
             batch.next_offsets[(topic, partition)] = offset + 1
     return batch
+
+
+def _add_parsed(
+    batch: Batch, message: Message, value: bytes | None, pairs: Headers | None, known: frozenset[str] | None
+) -> None:
+    """What the hot path left: the general parser's row, rejection or skip."""
+    try:
+        result = parse_message(value, message_headers(pairs), known)
+    except Exception as error:  # a parser bug must cost this message, not stop the consumer
+        log.exception("parser failed on a message", extra={"offset": message.offset()})
+        result = Rejection("parse_error", f"the parser failed: {error!r}")
+    if isinstance(result, Rejection):
+        batch.reject(message, pairs, result)
+    elif isinstance(result, Skipped):
+        batch.skipped[result.reason] += 1
+    else:
+        batch.rows.add(result)
 
 
 class RawConsumer:
@@ -135,7 +165,8 @@ class RawConsumer:
                 "acks": "all",
             }
         )
-        self._dlq_failures = 0
+        # Dead letters given up because the consumer was stopping while Kafka was away.
+        self._dlq_abandoned = 0
         # The database write of a batch overlaps the parsing of the next. With several writers each
         # takes the partitions of its own share (partition number modulo writers) on its own
         # connection: their transactions run side by side, one's commit flush overlapping the
@@ -202,7 +233,7 @@ class RawConsumer:
 
     def _parse(self, messages: list[Message]) -> Batch:
         batch = build_batch(messages, self._known_symbols())
-        unknown = any(rejection.reason == "unknown_symbol" for _, rejection in batch.rejected)
+        unknown = any(rejected.rejection.reason == "unknown_symbol" for rejected in batch.rejected)
         # A symbol listed since the last load is not an error: reload (rate-limited) and retry.
         if unknown and self.registry is not None and self.registry.refresh_if_due():
             batch = build_batch(messages, self._known_symbols())
@@ -244,8 +275,11 @@ class RawConsumer:
                 self._given_up.update(batch.next_offsets)
             else:
                 done.append((batch, index, written))
-        for batch, _, _ in done:
-            self._dead_letter(batch.rejected)
+        if not self._dead_letter([rejected for batch, _, _ in done for rejected in batch.rejected]):
+            # Asked to stop before Kafka had every dead letter: these messages are read again.
+            for batch, _, _ in done:
+                self._given_up.update(batch.next_offsets)
+            done = []
         self._commit(
             {
                 key: offset
@@ -372,41 +406,73 @@ class RawConsumer:
             },
         )
 
-    def _dead_letter(self, rejected: list[tuple[Message, Rejection]]) -> None:
-        """Sends rejected messages, unchanged, to the DLQ with the reason, and waits until Kafka has
-        them: their offsets are about to be committed, so this is their last chance."""
+    def _dead_letter(self, rejected: Sequence[Rejected]) -> bool:
+        """Sends rejected messages, unchanged but for what Kafka's size limit forces, to the DLQ with
+        the reason, and waits until Kafka has them: their offsets are about to be committed, so this
+        is their last chance. False if asked to stop before then."""
         if not rejected:
-            return
-        for message, rejection in rejected:
-            headers = [
-                *(message.headers() or []),
-                (Header.DLQ_REASON, rejection.reason.encode()),
-                (Header.DLQ_DETAIL, rejection.detail.encode()),
-                (Header.DLQ_SOURCE_TOPIC, (message.topic() or "").encode()),
-                (Header.DLQ_SOURCE_PARTITION, str(message.partition()).encode()),
-                (Header.DLQ_SOURCE_OFFSET, str(message.offset()).encode()),
-            ]
-            value, headers = fit_dead_letter(message.value(), message.key(), headers)
-            self._dlq.produce(
-                self.settings.dlq_topic,
-                value=value,
-                key=message.key(),
-                headers=headers,
-                on_delivery=self._on_dlq_delivery,
-            )
-            self.counts[f"rejected.{rejection.reason}"] += 1
+            return True
+        abandoned_before = self._dlq_abandoned
+        for item in rejected:
+            self._produce_dead_letter(item, item.record(), minimal=False)
+            self.counts[f"rejected.{item.rejection.reason}"] += 1
             log.warning(
                 "message rejected",
-                extra={"reason": rejection.reason, "detail": rejection.detail, "offset": message.offset()},
+                extra={
+                    "reason": item.rejection.reason,
+                    "detail": item.rejection.detail[:MAX_DETAIL_CHARS],
+                    "partition": item.partition,
+                    "offset": item.offset,
+                },
             )
-        failures_before = self._dlq_failures
-        if self._dlq.flush(30) > 0 or self._dlq_failures > failures_before:
-            raise RuntimeError("dead-letter messages were not delivered; refusing to commit their offsets")
+        while self._dlq.flush(5) > 0:  # the broker away: wait for it, as the raw topic's reads do
+            log.warning("dead letters not delivered yet, waiting", extra={"pending": len(self._dlq)})
+            if self.stopping.is_set():
+                return False
+        return self._dlq_abandoned == abandoned_before
 
-    def _on_dlq_delivery(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._dlq_failures += 1
-            log.error("dead-letter delivery failed", extra={"error": str(error)})
+    def _produce_dead_letter(self, item: Rejected, record: DlqRecord, minimal: bool) -> None:
+        def on_delivery(error: KafkaError | None, _: Message) -> None:
+            if error is not None:
+                self._on_dlq_failure(item, error, minimal)
+
+        try:
+            while True:
+                try:
+                    self._dlq.produce(
+                        self.settings.dlq_topic,
+                        record.value,
+                        record.key,
+                        headers=record.headers,
+                        on_delivery=on_delivery,
+                    )
+                    return
+                except BufferError:  # the producer's queue is full: let deliveries drain it
+                    self._dlq.poll(0.5)
+        except KafkaException as error:  # refused at once, e.g. over the size limit after all
+            self._on_dlq_failure(item, error.args[0], minimal)
+
+    def _on_dlq_failure(self, item: Rejected, error: KafkaError, minimal: bool) -> None:
+        """A dead letter Kafka did not take: sent again while the broker is away, sent in its
+        smallest form if Kafka refuses it, and lost (logged, counted) only if even that is refused.
+        One message's dead letter never stops the consumer."""
+        where = {"partition": item.partition, "offset": item.offset, "reason": item.rejection.reason}
+        if _transient(error):
+            if self.stopping.is_set():
+                self._dlq_abandoned += 1
+                return
+            log.warning("dead letter not delivered, sending again", extra={**where, "error": str(error)})
+            self._produce_dead_letter(item, item.minimal_record() if minimal else item.record(), minimal)
+        elif not minimal:
+            log.error("dead letter refused, sending it without the original", extra={**where, "error": str(error)})
+            self._produce_dead_letter(item, item.minimal_record(), minimal=True)
+        else:
+            self.counts["dead_letters_lost"] += 1
+            log.error(
+                "DEAD LETTER LOST: Kafka refused it even without the original; the message stays in its"
+                " source topic and its dead_letters row is stored",
+                extra={**where, "topic": item.topic, "error": str(error)},
+            )
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions assigned", extra={"partitions": [p.partition for p in partitions]})
@@ -426,23 +492,14 @@ class RawConsumer:
         self._finish_all(retry=False)
 
 
-# Kafka's default size limit of a message (librdkafka's message.max.bytes; the broker allows a
-# little more), less room for the record's own framing.
-DLQ_MAX_MESSAGE_BYTES = 1_000_000 - 1024
+# Errors after which the same dead letter may well be delivered: the broker away or busy.
+_TRANSIENT = frozenset(
+    (KafkaError._MSG_TIMED_OUT, KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN)
+)
 
 
-def fit_dead_letter(
-    value: bytes | None, key: bytes | None, headers: list[tuple[str, Any]]
-) -> tuple[bytes | None, list[tuple[str, Any]]]:
-    """The dead letter's value and headers, its value cut short if the whole would exceed Kafka's
-    size limit. A message as large as Kafka allows, plus the dlq_* headers, would not fit: produce()
-    would raise, the consumer would crash, and crash again on the same message after every restart.
-    The original stays in the raw topic, at the offset the headers name."""
-    size = len(value or b"") + len(key or b"") + sum(len(name) + len(bytes(data or b"")) for name, data in headers)
-    excess = size - DLQ_MAX_MESSAGE_BYTES
-    if value is None or excess <= 0:
-        return value, headers
-    return value[: max(0, len(value) - excess)], [*headers, (Header.DLQ_TRUNCATED_FROM, str(len(value)).encode())]
+def _transient(error: KafkaError) -> bool:
+    return bool(error.retriable()) or error.code() in _TRANSIENT
 
 
 def _log_failure(future: Future[None]) -> None:

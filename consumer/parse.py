@@ -7,18 +7,23 @@ Anything else is rejected with a reason, never dropped silently. Control events 
 are recognised and skipped, not dead-lettered: they are not data.
 """
 
+import json
+import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import NamedTuple
 
 import msgspec
 
+from schemas.kline_intervals import KLINE_INTERVALS, kline_close_time
 from schemas.messages import (
     MAX_TIME_MS,
     AggTradeEvent,
     BookTickerEvent,
     Envelope,
     KlineEvent,
+    PayloadProbe,
     RestAggTrade,
     RestKline,
     RestTrade,
@@ -97,11 +102,8 @@ class Skipped:
     reason: str
 
 
-KLINE_INTERVALS = frozenset(
-    ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
-)
-
 _ENVELOPE = msgspec.json.Decoder(Envelope)
+_PROBE = msgspec.json.Decoder(PayloadProbe)
 _TRADE = msgspec.json.Decoder(TradeEvent)
 _AGG_TRADE = msgspec.json.Decoder(AggTradeEvent)
 _KLINE = msgspec.json.Decoder(KlineEvent)
@@ -127,6 +129,9 @@ def parse_message(
     the exchange lists; a symbol outside them is rejected."""
     if not value:
         return Rejection("empty_message", "message has no value")
+    if _has_duplicate_keys(value):
+        # Binance never repeats a key; msgspec, like most decoders, would keep the last one.
+        return Rejection("duplicate_key", "a JSON object names the same key twice")
     try:
         row = _parse(value, headers)
     except _Reject as rejected:
@@ -157,13 +162,46 @@ def _parse(value: bytes, headers: Mapping[str, bytes]) -> Row | Skipped:
     stream_header = headers.get(Header.STREAM, b"").decode(errors="replace")
     if rest:
         return _parse_rest(value, stream_header, unit_us, headers)
-    if value.startswith(b'{"stream"'):
+    if value.startswith(b'{"stream"'):  # a combined-stream frame as Binance lays it out
         envelope = _ENVELOPE.decode(value)
-        stream, payload = envelope.stream, bytes(envelope.data)
+        return _parse_ws(bytes(envelope.data), envelope.stream, unit_us, headers)
+    probe = _probe(value)
+    if probe.stream is not None:  # the same frame in another key order or spacing
+        if not probe.data:
+            raise _Reject("missing_field", "a combined-stream frame without `data`")
+        return _parse_ws(bytes(probe.data), probe.stream, unit_us, headers)
+    # A bare payload (a raw /ws/<stream> frame, or one replayed by kcat or a script): the stream
+    # header names it, or else the payload itself; the payload must agree with the header.
+    return _parse_ws(value, stream_header or _stream_named_by(probe), unit_us, headers)
+
+
+def _probe(value: bytes) -> PayloadProbe:
+    try:
+        return _PROBE.decode(value)
+    except msgspec.ValidationError as error:
+        if "Expected `object`" in str(error):
+            raise _Reject("unsupported_stream", "the message is not a JSON object: it names no stream") from None
+        raise
+
+
+def _stream_named_by(probe: PayloadProbe) -> str:
+    """The stream a bare payload names by its own fields: the event type `e` (and a kline's
+    interval `k.i`) and the symbol `s`; a bookTicker has no `e` but its fields u,s,b,B,a,A."""
+    if probe.e == "serverShutdown":
+        return "!serverShutdown"
+    if probe.e is None:
+        if not all((probe.u, probe.b, probe.B, probe.a, probe.A)):
+            raise _Reject("unsupported_stream", "no stream header, and the payload names no stream (no `e`)")
+        kind = "bookTicker"
+    elif probe.e == "kline":
+        if probe.k is None or probe.k.i is None:
+            raise _Reject("missing_field", "a kline payload without its interval `k.i`")
+        kind = f"kline_{probe.k.i}"
     else:
-        # A bare payload (a raw /ws/<stream> frame): the stream comes from the header.
-        stream, payload = stream_header, value
-    return _parse_ws(payload, stream, unit_us, headers)
+        kind = probe.e
+    if probe.s is None:
+        raise _Reject("missing_field", "no stream header, and the payload has no symbol `s`")
+    return f"{probe.s.lower()}@{kind}"
 
 
 def _stream_kind(stream: str) -> tuple[str, str]:
@@ -198,8 +236,7 @@ def _parse_ws(payload: bytes, stream: str, unit_us: int, headers: Mapping[str, b
             agg.a,
             _positive(agg.p, "price"),
             _positive(agg.q, "quantity"),
-            agg.f,
-            agg.l,
+            *_trade_id_range(agg.f, agg.l),
             _micros(agg.T, unit_us, "T"),
             agg.m,
             _micros(agg.E, unit_us, "E"),
@@ -230,8 +267,11 @@ def _parse_ws(payload: bytes, stream: str, unit_us: int, headers: Mapping[str, b
             _micros(event.E, unit_us, "E"),
             Source.WS,
         )
+        # After the row, whose fields checked the times are in the calendar.
+        _consistent_kline(k.i, k.t, k.T, unit_us, k.o, k.h, k.l, k.c)
     elif kind == "bookTicker":
         book = _BOOK_TICKER.decode(payload)
+        _uncrossed(book.b, book.a)
         row = BookTickerRow(
             _same_symbol(stream_symbol, book.s),
             book.u,
@@ -266,8 +306,7 @@ def _parse_rest(value: bytes, stream: str, unit_us: int, headers: Mapping[str, b
             agg.a,
             _positive(agg.p, "price"),
             _positive(agg.q, "quantity"),
-            agg.f,
-            agg.l,
+            *_trade_id_range(agg.f, agg.l),
             _micros(agg.T, unit_us, "T"),
             agg.m,
             None,
@@ -275,7 +314,7 @@ def _parse_rest(value: bytes, stream: str, unit_us: int, headers: Mapping[str, b
     if kind.startswith("kline_"):
         k = _REST_KLINE.decode(value)
         close_time_us = _micros(k[6], unit_us, "close time")
-        return KlineRow(
+        row = KlineRow(
             symbol,
             _interval(kind[len("kline_") :]),
             _micros(k[0], unit_us, "open time"),
@@ -296,7 +335,71 @@ def _parse_rest(value: bytes, stream: str, unit_us: int, headers: Mapping[str, b
             None,
             Source.REST,
         )
+        _consistent_kline(row.interval, k[0], k[6], unit_us, k[1], k[2], k[3], k[4])
+        return row
     raise _Reject("unsupported_stream", f"REST records of type {kind!r} are not stored")
+
+
+def _trade_id_range(first: int, last: int) -> tuple[int, int]:
+    if first > last:
+        raise _Reject("inconsistent_agg_trade", f"first trade id {first} is after last trade id {last}")
+    return first, last
+
+
+def _consistent_kline(
+    interval: str, open_time: int, close_time: int, unit_us: int, open_: str, high: str, low: str, close: str
+) -> None:
+    """A kline's prices lie within its low and high, and it closes at its interval's end."""
+    low_, high_ = Decimal(low), Decimal(high)
+    if high_ < low_ or not (low_ <= Decimal(open_) <= high_ and low_ <= Decimal(close) <= high_):
+        detail = f"open {open_}, high {high}, low {low}, close {close}: not low <= open, close <= high"
+        raise _Reject("inconsistent_kline", detail)
+    expected = kline_close_time(interval, open_time, 1 if unit_us == 1000 else 1000)
+    if close_time != expected:
+        detail = f"a {interval} kline opening at {open_time} closes at {expected}, not {close_time}"
+        if expected is None:
+            detail = f"a {interval} kline must open at the start of a month, not at {open_time}"
+        raise _Reject("inconsistent_kline", detail)
+
+
+def _uncrossed(bid: str, ask: str) -> None:
+    # A side with no orders is sent as zero: only two real prices can cross.
+    if _is_positive(bid) and _is_positive(ask) and Decimal(bid) > Decimal(ask):
+        raise _Reject("crossed_book", f"best bid {bid} is above best ask {ask}")
+
+
+# Every JSON string, and whether a colon follows it (a key). In valid JSON a string is always found
+# from its opening quote, since outside strings every quote opens one.
+_JSON_STRING = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*(:?)')
+
+
+def _has_duplicate_keys(value: bytes) -> bool:
+    """Whether any JSON object in `value` names a key twice. A cheap scan settles the
+    usual case, no key text repeated anywhere; a repeated one (kline's "s", in the event and in
+    "k") or an escaped one is checked object by object."""
+    keys = [key for key, colon in _JSON_STRING.findall(value) if colon]
+    if len(set(keys)) == len(keys) and not any(b"\\" in key for key in keys):
+        return False
+    try:
+        json.loads(value, object_pairs_hook=_unique_pairs, parse_int=_ignore, parse_float=_ignore)
+    except _DuplicateKey:
+        return True
+    except (ValueError, RecursionError):  # not JSON (or too deep): msgspec will say what is wrong
+        return False
+    return False
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_pairs(pairs: list[tuple[str, object]]) -> None:
+    if len({key for key, _ in pairs}) != len(pairs):
+        raise _DuplicateKey
+
+
+def _ignore(text: str) -> None:
+    """Numbers are not needed to find keys, and a 5,000-digit integer would exceed Python's limit."""
 
 
 def _expect_event(actual: str, expected: str) -> None:
@@ -310,10 +413,14 @@ def _same_symbol(expected: str, actual: str) -> str:
     return actual
 
 
-def _positive(text: str, name: str) -> str:
+def _is_positive(text: str) -> bool:
     # The pattern already guarantees digits with at most one dot, so stripping zeros and the dot
     # leaves nothing exactly when the value is zero.
-    if not text.strip("0."):
+    return bool(text.strip("0."))
+
+
+def _positive(text: str, name: str) -> str:
+    if not _is_positive(text):
         # The zero-price, zero-quantity messages the reference notebook filtered out.
         raise _Reject(f"non_positive_{name}", f"{name} must be positive, got {text!r}")
     return text

@@ -19,6 +19,7 @@ from psycopg2.extras import execute_values
 from sqlalchemy.engine import make_url
 
 from consumer import trade_lines
+from consumer.dead_letters import DeadLetterRow
 from consumer.parse import AggTradeRow, BookTickerRow, KlineRow, Row, TradeRow
 
 log = logging.getLogger(__name__)
@@ -268,15 +269,6 @@ class RowsByTable:
 
     def __len__(self) -> int:
         return len(self.trades) + len(self.agg_trades) + len(self.klines) + len(self.book_tickers)
-
-
-class DeadLetterRow(NamedTuple):
-    source_topic: str
-    source_partition: int
-    source_offset: int
-    reason: str
-    detail: str
-    stream: str | None
 
 
 class LagRow(NamedTuple):

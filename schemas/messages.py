@@ -38,6 +38,31 @@ class Envelope(msgspec.Struct, frozen=True):
     data: msgspec.Raw
 
 
+# A field's raw JSON, or empty when the field is absent (msgspec.Raw takes no None: null is JSON too).
+ABSENT = msgspec.Raw()
+
+
+class KlineProbe(msgspec.Struct, frozen=True):
+    i: str | None = None
+
+
+class PayloadProbe(msgspec.Struct, frozen=True):
+    """What names a frame that is not laid out as Binance sends it: a combined-stream envelope in
+    another key order or spacing (`stream`, `data`), or a bare payload's own fields (its event type,
+    symbol and kline interval; a bookTicker's u,s,b,B,a,A). Anything else is skipped unread."""
+
+    stream: str | None = None
+    data: msgspec.Raw = ABSENT
+    e: str | None = None
+    s: str | None = None
+    k: KlineProbe | None = None
+    u: msgspec.Raw = ABSENT
+    b: msgspec.Raw = ABSENT
+    B: msgspec.Raw = ABSENT
+    a: msgspec.Raw = ABSENT
+    A: msgspec.Raw = ABSENT
+
+
 class TradeEvent(msgspec.Struct, frozen=True):
     """`<symbol>@trade`"""
 

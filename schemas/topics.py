@@ -49,6 +49,11 @@ class Header:
     # Only on a dead letter whose value was cut short to fit Kafka's size limit: the original's
     # length in bytes (the original itself stays in the source topic, at the offset above).
     DLQ_TRUNCATED_FROM = "dlq_truncated_from"
+    # Only on a dead letter that had to drop original headers to fit (or whose headers the client
+    # could not read): how many of them, in words.
+    DLQ_HEADERS_CUT = "dlq_headers_cut"
+    # Only on a dead letter whose key was cut short to fit: the original key's length in bytes.
+    DLQ_KEY_CUT_FROM = "dlq_key_cut_from"
 
 
 class Source:

@@ -22,9 +22,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from bootstrap.__main__ import migrate
+from consumer.dead_letters import DeadLetterRow
 from consumer.loop import RawConsumer
 from consumer.settings import ConsumerSettings
-from consumer.sink import DeadLetterRow, RowsByTable, Sink, Written
+from consumer.sink import RowsByTable, Sink, Written
 from fake_binance.server import FakeBinanceThread
 from fake_binance.settings import FakeBinanceSettings
 from tests.conftest import Services, create_database, drop_database, libpq_dsn, wait_until
