@@ -57,6 +57,7 @@ from tests.faults.harness import (  # noqa: E402
     read_topic,
 )
 from tests.faults.truth import MINUTE_MS, SECOND_MS, Trade  # noqa: E402
+from tests.support.raw_records import produce_raw  # noqa: E402
 
 # Symbols with a reference price in the fake (fake_binance/market.py), in the order they are taken.
 SOAK_SYMBOLS = (
@@ -178,6 +179,9 @@ class Soak:
         self.poison_sent: Counter[str] = Counter()
         self.poison_expected: dict[str, frozenset[str] | None] = {}
         self.poison_offsets: dict[tuple[int, int], str] = {}
+        self.raw_cases: list[str] = []
+        self.poison_undelivered: dict[str, str] = {}
+        self.api_503s: list[str] = []
         self.api_label = "api"
         self.restarts = Counter[str]()
         self.rss_before_kill: list[tuple[str, int]] = []
@@ -284,7 +288,7 @@ class Soak:
         self.api_label = f"api-{self.restarts['api']}"
         self.pipeline.services.start("api", {"API_PORT": str(self.pipeline.api_port)}, label=self.api_label)
         url = f"{self.pipeline.api_url}/ready"
-        wait_until(lambda: httpx.get(url, timeout=2).status_code == 200, 60, "the restarted api")
+        wait_until(lambda: httpx.get(url, timeout=2).status_code == 200, 120, "the restarted api")
         return {"api_unavailable_s": round(time.monotonic() - killed_at, 1)}
 
     def _kafka_outage(self) -> dict[str, Any]:
@@ -329,8 +333,19 @@ class Soak:
         stored: list[Trade] = []
         for name, message in messages.items():
             case = f"{name}#{round_number}"
+            self.poison_sent[name] += 1
+            self.poison_expected[case] = message.reasons
+            if message.stored is not None:
+                stored.append(message.stored)
+            if message.raw:
+                # Its offset is not reported: it is the raw topic's message whose headers are unreadable.
+                produce_raw(
+                    self.pipeline.broker.bootstrap, RAW_TOPIC, 0, message.value, None, message.raw_headers(case, 0)
+                )
+                self.raw_cases.append(case)
+                continue
             # Where it landed, from the delivery report: the dead letter names that offset, whatever
-            # became of the message's own headers (cut to fit, or unreadable).
+            # became of the message's own headers (cut to fit).
             producer.produce(
                 RAW_TOPIC,
                 value=message.value,
@@ -338,10 +353,6 @@ class Soak:
                 headers=message.headers(case, time.time_ns()),
                 on_delivery=functools.partial(self._delivered, case),
             )
-            self.poison_sent[name] += 1
-            self.poison_expected[case] = message.reasons
-            if message.stored is not None:
-                stored.append(message.stored)
         valid = [next(self.fresh) for _ in range(20)]
         for trade in valid:
             value = poison.frame(f"{trade.symbol.lower()}@trade", poison.ws_payload(trade))
@@ -355,8 +366,10 @@ class Soak:
         return {"messages": len(messages), "valid_trades": len(valid), "template": template.key}
 
     def _delivered(self, case: str, error: object, delivered: Any) -> None:
-        assert error is None, f"poison {case} not delivered: {error}"
-        self.poison_offsets[(delivered.partition(), delivered.offset())] = case
+        if error is not None:
+            self.poison_undelivered[case] = str(error)
+        else:
+            self.poison_offsets[(delivered.partition(), delivered.offset())] = case
 
     def stored_trade(self, symbol: str) -> Trade:
         row = self.pipeline.query(
@@ -384,13 +397,13 @@ class Soak:
             for _ in range(self.args.api_samples):
                 symbol = self.rng.choice(self.symbols)
                 second = (start + self.rng.randrange(end - start)) // SECOND_MS * SECOND_MS
-                body = client.get("/v1/prices/at", params={"symbol": symbol, "timestamp": second}).json()
+                body = self.ask(client, "/v1/prices/at", {"symbol": symbol, "timestamp": second})
                 expected = truth.price_at(symbol, second)
                 assert expected is not None
                 got = (body["price"], body["quantity"], body["trade_id"], epoch_ms(body["actual_timestamp"]))
                 assert got == (expected.price, expected.quantity, expected.trade_id, expected.time_ms), (second, body)
                 minute = second // MINUTE_MS * MINUTE_MS
-                body = client.get("/v1/prices/minmax", params={"symbol": symbol, "minute": minute}).json()
+                body = self.ask(client, "/v1/prices/minmax", {"symbol": symbol, "minute": minute})
                 candle = minute_rollup.get((symbol, minute))
                 if candle is None:
                     assert body["trade_count"] == 0, body
@@ -405,9 +418,25 @@ class Soak:
                 checked += 2
         return checked
 
+    def ask(self, client: httpx.Client, path: str, params: dict[str, Any]) -> Any:
+        """A 200's body. A 503 (the api found a pooled connection dead, e.g. after PostgreSQL was
+        restarted) is counted and asked again after its Retry-After; anything else fails."""
+        for _ in range(5):
+            response = client.get(path, params=params)
+            if response.status_code != 503:
+                break
+            self.api_503s.append(f"{path} {response.json().get('detail')}")
+            time.sleep(float(response.headers.get("Retry-After", "1")))
+        assert response.status_code == 200, (path, params, response.status_code, response.text)
+        return response.json()
+
     def check_poison_letters(self) -> dict[str, Any]:
         """Each poison message dead-lettered once with an expected reason, or stored; expected and
         found dead letters by reason."""
+        # The raw-produced ones, all to partition 0, are the messages with unreadable headers, in order.
+        unreadable = self.pipeline.unreadable_raw_offsets
+        assert len(unreadable) == len(self.raw_cases), (unreadable, self.raw_cases)
+        self.poison_offsets.update(zip(unreadable, self.raw_cases, strict=True))
         found: dict[str, str] = {}
         for record in read_topic(self.pipeline.broker.bootstrap, DLQ_TOPIC, 1):
             source = (int(record.headers["dlq_source_partition"]), int(record.headers["dlq_source_offset"]))
@@ -415,7 +444,9 @@ class Soak:
             if case is not None:
                 assert case not in found, f"dead-lettered twice: {case}"
                 found[case] = record.headers["dlq_reason"]
-        assert len(self.poison_offsets) == len(self.poison_expected), "a delivery report is missing"
+        assert not self.poison_undelivered, f"poison Kafka refused: {self.poison_undelivered}"
+        unreported = set(self.poison_expected) - set(self.poison_offsets.values())
+        assert not unreported, f"no delivery report for {sorted(unreported)}"
         expected_by_reason: Counter[str] = Counter()
         for case, reasons in self.poison_expected.items():
             if reasons is poison.STORED and case.split("#")[0] in self.stored_classes():
@@ -511,6 +542,7 @@ class Soak:
                 "rest_429": statuses.count(429),
             },
             "checks": checks,
+            "api_503_answers_in_the_sample_then_asked_again": Counter(self.api_503s),
             "faults": [
                 {"kind": i.kind, "at_s": round(i.at - self.injected[0].at, 1), **i.detail} for i in self.injected
             ],

@@ -13,6 +13,7 @@ the consumer and the api keep running across markets, so each check covers every
 from __future__ import annotations
 
 import json
+import operator
 import os
 import secrets
 import socket
@@ -89,12 +90,17 @@ class RawRecord:
 UNREADABLE_HEADERS = "<unreadable headers>"
 
 
+# Called from C, so that CPython always checks for the error confluent-kafka's headers() leaves set
+# on a header name that is not UTF-8 (a plain call in specialised code can crash: consumer/loop.py).
+_read_headers = operator.methodcaller("headers")
+
+
 def readable_headers(message: Any) -> dict[str, str]:
-    """A message's headers as text. confluent-kafka raises for a header name that is not UTF-8:
-    such a message's headers are one marker entry (the message itself is still counted)."""
+    """A message's headers as text; one whose header name is not UTF-8 gets a single marker entry
+    (the message itself is still counted)."""
     try:
-        pairs = list(message.headers() or [])
-    except UnicodeDecodeError:
+        pairs = list(_read_headers(message) or [])
+    except Exception:  # the decoding error of a header name that is not UTF-8
         return {UNREADABLE_HEADERS: ""}
     return {str(key): value.decode(errors="replace") if isinstance(value, bytes) else "" for key, value in pairs}
 
@@ -233,6 +239,7 @@ class FaultPipeline:
         self.markets: list[Market] = []
         self.consumer_label = "consumer"
         self.figures: dict[str, Any] = {"faults": {}}
+        self.unreadable_raw_offsets: list[tuple[int, int]] = []
 
     @property
     def passwords(self) -> list[str]:
@@ -255,7 +262,8 @@ class FaultPipeline:
         initialised = time.monotonic()
         self.start_consumer()
         self.services.start("api", {"API_PORT": str(self.api_port)})
-        wait_until(lambda: httpx.get(f"{self.api_url}/ready", timeout=2).status_code == 200, 30, "the api")
+        # Generous: on the shared 2-core box the api took over 30 s to start under load.
+        wait_until(lambda: httpx.get(f"{self.api_url}/ready", timeout=2).status_code == 200, 120, "the api")
         self.figures["setup_seconds"] = {
             "kafka": round(broker_ready - started, 1),
             "postgresql_and_init": round(initialised - broker_ready, 1),
@@ -439,6 +447,7 @@ class FaultPipeline:
         invalid: set[tuple[int, int]] = set()
         valid_messages = controls = other_data = from_rest = conflicting = 0
         distinct: set[tuple[str, int]] = set()
+        self.unreadable_raw_offsets = sorted((r.partition, r.offset) for r in raw if UNREADABLE_HEADERS in r.headers)
         for record in raw:
             kind = (
                 Invalid("header names not UTF-8")
