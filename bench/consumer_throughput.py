@@ -49,7 +49,7 @@ from consumer.dead_letters import DeadLetterRow  # noqa: E402
 from consumer.loop import Batch, RawConsumer, tune_garbage_collector  # noqa: E402
 from consumer.parse import TradeRow, parse_message  # noqa: E402
 from consumer.settings import ConsumerSettings  # noqa: E402
-from consumer.sink import RowsByTable, Sink, Written  # noqa: E402
+from consumer.sink import ConflictFinder, RowsByTable, Sink, Written  # noqa: E402
 from consumer.symbols import SymbolRegistry  # noqa: E402
 from schemas.topics import Header, Source  # noqa: E402
 
@@ -165,8 +165,13 @@ class TimedSink(Sink):
         super().__init__(database_url)
         self.committed_ms: dict[int, float] = {}
 
-    def write(self, rows: RowsByTable, dead_letters: Sequence[DeadLetterRow] = ()) -> Written:
-        written = super().write(rows, dead_letters)
+    def write(
+        self,
+        rows: RowsByTable,
+        dead_letters: Sequence[DeadLetterRow] = (),
+        find_conflicts: ConflictFinder | None = None,
+    ) -> Written:
+        written = super().write(rows, dead_letters, find_conflicts)
         self.committed_ms[id(rows)] = time.time() * 1000
         return written
 

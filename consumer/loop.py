@@ -2,22 +2,22 @@
 
 import gc
 import logging
-import operator
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumer import trade_lines
+from consumer.conflicts import conflicting_messages
 from consumer.dead_letters import MAX_DETAIL_CHARS, DeadLetterRow, DlqRecord, Headers, Rejected
+from consumer.headers import message_headers, read_headers
 from consumer.parse import Rejection, Skipped, parse_message
 from consumer.settings import ConsumerSettings
-from consumer.sink import LagRow, RowsByTable, Sink, Written
+from consumer.sink import Conflict, LagRow, RowsByTable, Sink, Written
 from consumer.symbols import SymbolRegistry
 from schemas.heartbeat import Heartbeat
 
@@ -43,6 +43,13 @@ class Batch:
     skipped: Counter[str] = field(default_factory=Counter)
     # Next offset to read, per (topic, partition): what gets committed once the batch is safe.
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def write_to(self, sink: Sink) -> Written:
+        return sink.write(self.rows, self.dead_letters, self.find_conflicts)
+
+    def find_conflicts(self, conflicts: Sequence[Conflict]) -> list[Rejected]:
+        """The messages that sent rows conflicting with stored ones (the rare merge path)."""
+        return conflicting_messages(self.messages, conflicts)
 
     def reject(self, message: Message, headers: Headers | None, rejection: Rejection) -> None:
         rejected = Rejected(
@@ -70,24 +77,6 @@ class KnownSymbols:
         return cls(symbols, frozenset(symbol.encode() for symbol in symbols))
 
 
-def message_headers(pairs: list[tuple[str, Any]] | None) -> dict[str, bytes]:
-    if not pairs:
-        return {}
-    # dict() of the (name, value) pairs runs in C: the hot path reads the headers of every message.
-    # A consumed header's value is bytes, or None when it has none (str is only for producing).
-    named: dict[str, Any] = dict(pairs)
-    if None in named.values():  # a header without a value says nothing: as if it were absent
-        return {name: value for name, value in named.items() if value is not None}
-    return named
-
-
-# confluent-kafka's Message.headers() on a header name that is not UTF-8 returns a list holding a
-# NULL with the decoding error still set, and caches that list. Called as a plain method, hot code
-# that CPython has specialised does not check for that error: the list comes back, and touching its
-# NULL crashes the process. A call from C (methodcaller) always checks, so it raises instead; the
-# cached list is never read again.
-_read_headers: Callable[[Message], Headers | None] = operator.methodcaller("headers")
-
 UNREADABLE_HEADER = Rejection(
     "invalid_header", "a header name is not valid UTF-8; the message is kept whole in its source topic"
 )
@@ -105,7 +94,7 @@ def build_batch(messages: list[Message], known_symbols: KnownSymbols | None) -> 
             continue
         value = message.value()
         try:
-            pairs: Headers | None = _read_headers(message)
+            pairs = read_headers(message)
         except Exception:  # a header name that is not UTF-8: confluent-kafka can't make it a str
             batch.reject(message, None, UNREADABLE_HEADER)
         else:
@@ -226,7 +215,7 @@ class RawConsumer:
         if parts:
             self._in_flight.append(
                 [
-                    (batch, index, self._writers[index].submit(self.sinks[index].write, batch.rows, batch.dead_letters))
+                    (batch, index, self._writers[index].submit(batch.write_to, self.sinks[index]))
                     for index, batch in parts
                 ]
             )
@@ -275,7 +264,9 @@ class RawConsumer:
                 self._given_up.update(batch.next_offsets)
             else:
                 done.append((batch, index, written))
-        if not self._dead_letter([rejected for batch, _, _ in done for rejected in batch.rejected]):
+        if not self._dead_letter(
+            [item for batch, _, written in done for item in (*batch.rejected, *written.conflicts)]
+        ):
             # Asked to stop before Kafka had every dead letter: these messages are read again.
             for batch, _, _ in done:
                 self._given_up.update(batch.next_offsets)
@@ -329,9 +320,7 @@ class RawConsumer:
             try:
                 # On the writer's own thread, like every use of its connection; the sink has
                 # already dropped the broken connection and reconnects on this write.
-                written = (
-                    self._writers[writer].submit(self.sinks[writer].write, batch.rows, batch.dead_letters).result()
-                )
+                written = self._writers[writer].submit(batch.write_to, self.sinks[writer]).result()
             except Exception as next_error:  # still failing: back off further
                 error = next_error
                 continue
@@ -394,7 +383,7 @@ class RawConsumer:
         self.counts["agg_trades"] += len(batch.rows.agg_trades)
         self.counts["klines"] += len(batch.rows.klines)
         self.counts["book_tickers"] += len(batch.rows.book_tickers)
-        self.counts["rejected"] += len(batch.rejected)
+        self.counts["rejected"] += len(batch.rejected) + len(written.conflicts)
         self.counts.update({f"skipped.{reason}": n for reason, n in batch.skipped.items()})
         log.debug(
             "batch committed",

@@ -10,7 +10,7 @@ import contextlib
 import io
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -19,7 +19,7 @@ from psycopg2.extras import execute_values
 from sqlalchemy.engine import make_url
 
 from consumer import trade_lines
-from consumer.dead_letters import DeadLetterRow
+from consumer.dead_letters import DeadLetterRow, Rejected
 from consumer.parse import AggTradeRow, BookTickerRow, KlineRow, Row, TradeRow
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,28 @@ _INSERT_ONCE = {
     ),
 }
 
+# After a merge: the staged rows whose id is stored with other values (a trade re-sent with another
+# price, quantity, time or side). The stored row stays; these are dead-lettered as
+# conflicting_duplicate. Run only on the merge path, so an all-new batch costs nothing more.
+_CONFLICTS = {
+    "trades": f"""
+SELECT s.symbol, s.trade_id, s.price::text, s.quantity::text, s.trade_time_us, s.buyer_is_maker,
+    t.price::text, t.quantity::text, (extract(epoch FROM t.trade_time) * 1000000)::bigint, t.buyer_is_maker
+FROM trades_staging s JOIN trades t USING (symbol, trade_id)
+WHERE (s.price, s.quantity, {_US.format("s.trade_time_us")}, s.buyer_is_maker)
+    IS DISTINCT FROM (t.price, t.quantity, t.trade_time, t.buyer_is_maker)
+""",
+    "agg_trades": f"""
+SELECT s.symbol, s.agg_trade_id, s.price::text, s.quantity::text, s.first_trade_id, s.last_trade_id,
+    s.trade_time_us, s.buyer_is_maker,
+    t.price::text, t.quantity::text, t.first_trade_id, t.last_trade_id,
+    (extract(epoch FROM t.trade_time) * 1000000)::bigint, t.buyer_is_maker
+FROM agg_trades_staging s JOIN agg_trades t USING (symbol, agg_trade_id)
+WHERE (s.price, s.quantity, s.first_trade_id, s.last_trade_id, {_US.format("s.trade_time_us")}, s.buyer_is_maker)
+    IS DISTINCT FROM (t.price, t.quantity, t.first_trade_id, t.last_trade_id, t.trade_time, t.buyer_is_maker)
+""",
+}
+
 # The hot path's lines (consumer/trade_lines.py) carry the columns in the order of a trade frame.
 _COPY_TRADES = f"COPY trades_staging ({trade_lines.COPY_COLUMNS}) FROM STDIN"
 
@@ -239,14 +261,32 @@ def _copy_field(value: object) -> str:
     return str(value)
 
 
+class Conflict(NamedTuple):
+    """A staged row whose id is stored with other values: `sent` are the staged row's values after
+    its symbol and id (prices and quantities as text, times in microseconds), `stored` the stored
+    row's."""
+
+    table: str
+    symbol: str
+    row_id: int
+    sent: tuple[Any, ...]
+    stored: tuple[Any, ...]
+
+
+# Given a batch's conflicts, the messages that sent them, as dead letters (the loop knows messages).
+ConflictFinder = Callable[[Sequence[Conflict]], list[Rejected]]
+
+
 @dataclass
 class Written:
-    """How many rows of a batch were new (the rest were already stored)."""
+    """How many rows of a batch were new (the rest were already stored), and the messages whose
+    row conflicted with a stored one, dead-lettered in the same transaction."""
 
     trades: int = 0
     agg_trades: int = 0
     klines: int = 0
     book_tickers: int = 0
+    conflicts: list[Rejected] = field(default_factory=list)
 
 
 @dataclass
@@ -318,9 +358,15 @@ class Sink:
             self._connection = connection
         return self._connection
 
-    def write(self, rows: RowsByTable, dead_letters: Sequence[DeadLetterRow] = ()) -> Written:
+    def write(
+        self,
+        rows: RowsByTable,
+        dead_letters: Sequence[DeadLetterRow] = (),
+        find_conflicts: ConflictFinder | None = None,
+    ) -> Written:
         """Writes the batch, and the index rows of its dead letters, in one transaction. Raises on
-        any database error with nothing committed, so the caller can retry the same batch."""
+        any database error with nothing committed, so the caller can retry the same batch.
+        `find_conflicts` names the messages behind rows that conflict with stored ones."""
         written = Written()
         if not len(rows) and not dead_letters:
             return written
@@ -329,13 +375,17 @@ class Sink:
             with connection.cursor() as cursor:
                 if dead_letters:
                     execute_values(cursor, _INSERT_DEAD_LETTERS, dead_letters)
+                conflicts: list[Conflict] = []
                 if rows.trades:
                     cursor.copy_expert(_COPY_TRADES, io.BytesIO(b"".join(rows.trades)), _COPY_CHUNK)
-                    self._insert_once(cursor, "trades")
+                    merged = self._insert_once(cursor, "trades")
                     written.trades = cursor.fetchone()[0]
+                    conflicts += self._conflicts(cursor, "trades") if merged else []
                 if rows.agg_trades:
                     cursor.copy_expert("COPY agg_trades_staging FROM STDIN", copy_text(rows.agg_trades), _COPY_CHUNK)
-                    written.agg_trades = self._insert_once(cursor, "agg_trades")
+                    merged = self._insert_once(cursor, "agg_trades")
+                    written.agg_trades = cursor.rowcount
+                    conflicts += self._conflicts(cursor, "agg_trades") if merged else []
                 if rows.klines:
                     cursor.copy_expert("COPY klines_staging FROM STDIN", copy_text(rows.klines), _COPY_CHUNK)
                     cursor.execute("EXECUTE move_klines")
@@ -344,23 +394,42 @@ class Sink:
                     cursor.copy_expert(
                         "COPY book_tickers_staging FROM STDIN", copy_text(rows.book_tickers), _COPY_CHUNK
                     )
-                    written.book_tickers = self._insert_once(cursor, "book_tickers")
+                    self._insert_once(cursor, "book_tickers")
+                    written.book_tickers = cursor.rowcount
+                if conflicts:
+                    written.conflicts = self._dead_letter_conflicts(cursor, conflicts, find_conflicts)
             connection.commit()
             return written
         except BaseException:
             self.dispose()  # a broken or half-used connection is not reused: start clean
             raise
 
-    def _insert_once(self, cursor: Any, table: str) -> int:
+    def _insert_once(self, cursor: Any, table: str) -> bool:
         """Moves the staged rows of `table` in, the fast way when none is stored yet (see
-        _INSERT_ONCE). Returns the row count; the cursor holds the statement's result."""
+        _INSERT_ONCE); the cursor holds the statement's result. True if it took the merge."""
         insert_new, merge = _INSERT_ONCE[table]
         try:
             cursor.execute(insert_new)
         except psycopg2.errors.UniqueViolation:
             cursor.execute(merge)
             self.merged_batches[table] += 1
-        return int(cursor.rowcount)
+            return True
+        return False
+
+    def _conflicts(self, cursor: Any, table: str) -> list[Conflict]:
+        cursor.execute(_CONFLICTS[table])
+        half = (len(cursor.description) - 2) // 2
+        return [Conflict(table, row[0], row[1], row[2 : 2 + half], row[2 + half :]) for row in cursor.fetchall()]
+
+    def _dead_letter_conflicts(
+        self, cursor: Any, conflicts: list[Conflict], find_conflicts: ConflictFinder | None
+    ) -> list[Rejected]:
+        rejected = find_conflicts(conflicts) if find_conflicts is not None else []
+        if len(rejected) < len(conflicts):  # a caller without messages (a benchmark, a tool)
+            log.warning("conflicting duplicates not traced to a message", extra={"count": len(conflicts)})
+        if rejected:
+            execute_values(cursor, _INSERT_DEAD_LETTERS, [item.row() for item in rejected])
+        return rejected
 
     def write_lag(self, rows: Sequence[LagRow]) -> None:
         try:

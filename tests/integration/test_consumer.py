@@ -25,7 +25,7 @@ from bootstrap.__main__ import migrate
 from consumer.dead_letters import DeadLetterRow
 from consumer.loop import RawConsumer
 from consumer.settings import ConsumerSettings
-from consumer.sink import RowsByTable, Sink, Written
+from consumer.sink import ConflictFinder, RowsByTable, Sink, Written
 from fake_binance.server import FakeBinanceThread
 from fake_binance.settings import FakeBinanceSettings
 from tests.conftest import Services, create_database, drop_database, libpq_dsn, wait_until
@@ -287,13 +287,18 @@ def test_no_offset_is_committed_past_a_read_whose_write_was_given_up(feed: Feed,
             super().__init__(database["owner"])
             self.writes = 0
 
-        def write(self, rows: RowsByTable, dead_letters: Sequence[DeadLetterRow] = ()) -> Written:
+        def write(
+            self,
+            rows: RowsByTable,
+            dead_letters: Sequence[DeadLetterRow] = (),
+            find_conflicts: ConflictFinder | None = None,
+        ) -> Written:
             self.writes += 1
             if self.writes == 1:
                 time.sleep(1.0)  # the next reads queue behind this one meanwhile
                 holder[0].stopping.set()  # asked to stop while the database is away
                 raise psycopg2.OperationalError("the database went away (planted)")
-            return super().write(rows, dead_letters)
+            return super().write(rows, dead_letters, find_conflicts)
 
     sink = FirstWriteFails()
     holder.append(RawConsumer(settings, [sink], registry=None))

@@ -239,6 +239,7 @@ class ConsumerThread:
             retry_min_s=0.2,
             retry_max_s=1.0,
         )
+        self.raw_topic = raw_topic
         self.consumer = RawConsumer(self.settings, [Sink(database_url), Sink(database_url)], registry=None)
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -257,6 +258,9 @@ class ConsumerThread:
     def __exit__(self, *_: object) -> None:
         self.consumer.stopping.set()
         self.thread.join(60)
+
+    def committed(self) -> int:
+        return self.raw_topic.committed_offset(self.settings.group_id)
 
     def assert_alive(self) -> None:
         assert self.thread.is_alive(), f"the consumer stopped: {self.error!r}"
