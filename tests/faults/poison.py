@@ -16,10 +16,11 @@ from itertools import count
 
 from tests.faults.truth import Rules, Trade
 
-# The classes of issue 14 whose consumer behaviour has landed (see ISSUE_14_CLASSES): all but
-# conflicting_duplicate, which the consumer still drops without a trace (branch `consumer`, 8a1321a).
+# The classes of issue 14 whose consumer behaviour has landed (see ISSUE_14_CLASSES): all of them,
+# as of branch `consumer` at f826562.
 LANDED: frozenset[str] = frozenset(
     {
+        "conflicting_duplicate",
         "nul_in_stream_header",
         "headers_near_the_message_limit",
         "header_name_not_utf8",
