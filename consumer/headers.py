@@ -1,7 +1,7 @@
 """A consumed message's headers, read so that no header can crash the consumer."""
 
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from confluent_kafka import Message
@@ -23,6 +23,17 @@ def message_headers(pairs: list[tuple[str, Any]] | None) -> dict[str, bytes]:
 # confluent-kafka's Message.headers() on a header name that is not UTF-8 returns a list holding a
 # NULL with the decoding error still set, and caches that list. Called as a plain method, hot code
 # that CPython has specialised does not check for that error: the list comes back, and touching its
-# NULL crashes the process. A call from C (methodcaller) always checks, so it raises instead; the
-# cached list is never read again.
+# NULL crashes the process (or the error surfaces at some later call). Called from C (map,
+# methodcaller), the result is always checked and the error raised, as one of these; the cached
+# list is then never read again.
+HEADER_ERRORS = (UnicodeDecodeError, SystemError)
+_HEADERS = Message.headers
+
+
+def each_headers(messages: Iterable[Message]) -> Iterator[Headers | None]:
+    """The headers of each message, lazily; raises one of HEADER_ERRORS at an unreadable one (the
+    iterator ends there). As cheap as calling headers() in a loop."""
+    return map(_HEADERS, messages)  # type: ignore[arg-type]
+
+
 read_headers: Callable[[Message], Headers | None] = operator.methodcaller("headers")

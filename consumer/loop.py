@@ -14,7 +14,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from consumer import trade_lines
 from consumer.conflicts import conflicting_messages
 from consumer.dead_letters import MAX_DETAIL_CHARS, DeadLetterRow, DlqRecord, Headers, Rejected
-from consumer.headers import message_headers, read_headers
+from consumer.headers import HEADER_ERRORS, each_headers, message_headers
 from consumer.parse import Rejection, Skipped, parse_message
 from consumer.settings import ConsumerSettings
 from consumer.sink import Conflict, LagRow, RowsByTable, Sink, Written
@@ -84,29 +84,46 @@ UNREADABLE_HEADER = Rejection(
 
 def build_batch(messages: list[Message], known_symbols: KnownSymbols | None) -> Batch:
     batch = Batch(messages=messages)
+    done = 0
+    while done < len(messages):
+        done = _build(batch, messages, done, known_symbols)
+        if done < len(messages):  # its headers can't be read (see consumer/headers.py)
+            batch.reject(messages[done], None, UNREADABLE_HEADER)
+            _advance(batch, messages[done])
+            done += 1
+    return batch
+
+
+def _build(batch: Batch, messages: list[Message], done: int, known_symbols: KnownSymbols | None) -> int:
+    """Adds messages[done:] to the batch until one's headers can't be read; returns how many of
+    `messages` are in it (all of them, or up to the unreadable one)."""
     trades = batch.rows.trades
     known_bytes = known_symbols.as_bytes if known_symbols is not None else None
     known_text = known_symbols.as_text if known_symbols is not None else None
-    for message in messages:
-        if message.error() is not None:
-            # Errors delivered as messages (e.g. a partition EOF) carry no data to keep.
-            log.warning("kafka message error", extra={"error": str(message.error())})
-            continue
-        value = message.value()
-        try:
-            pairs = read_headers(message)
-        except Exception:  # a header name that is not UTF-8: confluent-kafka can't make it a str
-            batch.reject(message, None, UNREADABLE_HEADER)
-        else:
+    rest = messages[done:] if done else messages
+    try:
+        for message, pairs in zip(rest, each_headers(rest), strict=True):
+            done += 1
+            if message.error() is not None:
+                # Errors delivered as messages (e.g. a partition EOF) carry no data to keep.
+                log.warning("kafka message error", extra={"error": str(message.error())})
+                continue
+            value = message.value()
             line = trade_lines.from_frame(value, pairs, known_bytes) if value else None
             if line is not None:
                 trades.append(line)
             else:
                 _add_parsed(batch, message, value, pairs, known_text)
-        topic, partition, offset = message.topic(), message.partition(), message.offset()
-        if topic is not None and partition is not None and offset is not None:
-            batch.next_offsets[(topic, partition)] = offset + 1
-    return batch
+            _advance(batch, message)
+    except HEADER_ERRORS:  # from each_headers: messages[done] is the one (parsing catches its own)
+        pass
+    return done
+
+
+def _advance(batch: Batch, message: Message) -> None:
+    topic, partition, offset = message.topic(), message.partition(), message.offset()
+    if topic is not None and partition is not None and offset is not None:
+        batch.next_offsets[(topic, partition)] = offset + 1
 
 
 def _add_parsed(

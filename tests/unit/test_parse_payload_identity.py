@@ -13,7 +13,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consumer.parse import Rejection, parse_message
+from consumer.parse import Rejection, _has_duplicate_keys, parse_message
 from schemas.kline_intervals import FIXED_INTERVAL_MS, KLINE_INTERVALS, kline_close_time
 
 WS = {"source": b"ws", "received_at_ns": b"1700000000000000000"}
@@ -284,3 +284,57 @@ def test_an_empty_side_of_the_book_is_not_a_cross() -> None:
     # Binance sends zeros for a side without orders.
     payload = {"u": 1, "s": "BNBBTC", "b": "5.00000000", "B": "1.00000000", "a": "0.00000000", "A": "0.00000000"}
     assert reason(binance_frame(payload)) is None
+
+
+def reference_has_duplicate_keys(value: bytes) -> bool:
+    def unique(pairs: list[tuple[str, object]]) -> None:
+        if len({key for key, _ in pairs}) != len(pairs):
+            raise KeyError
+
+    try:
+        json.loads(value, object_pairs_hook=unique)
+    except KeyError:
+        return True
+    return False
+
+
+# JSON objects written as lists of pairs, so a key may repeat; keys with colons, quotes, escapes.
+KEY_TEXT = st.text(alphabet=st.sampled_from(["a", "s", ":", '"', "\\", " ", "\u0073", ","]), max_size=4)
+objects_with_pairs = st.recursive(
+    st.integers(-5, 5) | st.text(alphabet=st.sampled_from(["x", ":", '"', ",", "{"]), max_size=4),
+    lambda children: (
+        st.lists(st.tuples(KEY_TEXT, children), max_size=4).map(lambda pairs: ("object", pairs))
+        | st.lists(children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def write(value: object, colon: str, comma: str) -> str:
+    if isinstance(value, tuple):
+        pairs = value[1]
+        return "{" + comma.join(json.dumps(key) + colon + write(item, colon, comma) for key, item in pairs) + "}"
+    if isinstance(value, list):
+        return "[" + comma.join(write(item, colon, comma) for item in value) + "]"
+    return json.dumps(value)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(value=objects_with_pairs, colon=st.sampled_from([":", " : ", ": "]), comma=st.sampled_from([",", ", "]))
+def test_the_duplicate_key_scan_agrees_with_a_full_decode(value: object, colon: str, comma: str) -> None:
+    text = write(value, colon, comma).encode()
+    assert _has_duplicate_keys(text) == reference_has_duplicate_keys(text), text
+
+
+def test_a_microsecond_kline_closes_at_either_end_of_its_last_millisecond() -> None:
+    open_us = 1_698_796_800_000_000
+    payload = {"e": "kline", "E": 1, "s": "BNBBTC", "k": {"t": open_us, "T": 0, "s": "BNBBTC", "i": "1m", "f": -1,
+               "L": -1, "o": "1", "c": "1", "h": "1", "l": "1", "v": "0", "n": 0, "x": False, "q": "0", "V": "0",
+               "Q": "0", "B": "0"}}  # fmt: skip
+    micro = {**WS, "time_unit": b"MICROSECOND"}
+    bad = "inconsistent_kline"
+    cases = [(59_999_999, None), (59_999_000, None), (59_998_999, bad), (60_000_000, bad)]
+    for offset_us, expected in cases:
+        close_us = open_us + offset_us
+        payload["k"]["T"] = close_us  # type: ignore[index]
+        assert reason(binance_frame(payload), micro) == expected, close_us
