@@ -13,6 +13,8 @@ the consumer and the api keep running across markets, so each check covers every
 from __future__ import annotations
 
 import json
+import operator
+import os
 import secrets
 import socket
 import time
@@ -32,15 +34,19 @@ from tests.conftest import REPO, Services, free_port, wait_until
 from tests.faults.truth import (
     MINUTE_MS,
     SECOND_MS,
+    TODAY,
     Candle,
     Control,
     Invalid,
+    MarketData,
+    Rules,
     Trade,
     Truth,
     classify,
     listed_symbols,
     read_record,
 )
+from tests.support import kafka as private_kafka
 from tests.support.kafka import PrivateKafka
 from tests.support.postgres import PrivatePostgres
 
@@ -81,6 +87,60 @@ class RawRecord:
     headers: dict[str, str]
 
 
+UNREADABLE_HEADERS = "<unreadable headers>"
+
+
+# Called from C, so that CPython always checks for the error confluent-kafka's headers() leaves set
+# on a header name that is not UTF-8 (a plain call in specialised code can crash: consumer/loop.py).
+_read_headers = operator.methodcaller("headers")
+
+
+def readable_headers(message: Any) -> dict[str, str]:
+    """A message's headers as text; one whose header name is not UTF-8 gets a single marker entry
+    (the message itself is still counted)."""
+    try:
+        pairs = list(_read_headers(message) or [])
+    except Exception:  # the decoding error of a header name that is not UTF-8
+        return {UNREADABLE_HEADERS: ""}
+    return {str(key): value.decode(errors="replace") if isinstance(value, bytes) else "" for key, value in pairs}
+
+
+def process_tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (the api's workers), in KiB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    total, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        pending.extend(children.get(current, []))
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+@contextmanager
+def pinned_ports(*ports: int) -> Iterator[None]:
+    """Makes PrivateKafka take the given ports (broker, then controller) instead of free ones."""
+    # PrivateKafka (tests/support) takes both ports from free_port(); the soak runs on its brief's.
+    given = iter(ports)
+    original = getattr(private_kafka, "free_port")  # noqa: B009 - not re-exported, so mypy needs getattr
+    setattr(private_kafka, "free_port", lambda: next(given))  # noqa: B010
+    try:
+        yield
+    finally:
+        setattr(private_kafka, "free_port", original)  # noqa: B010
+
+
 def read_topic(bootstrap: str, topic: str, partitions: int) -> list[RawRecord]:
     """Every message of a topic, from offset 0 to the high watermark of each partition."""
     reader = Consumer(
@@ -104,11 +164,7 @@ def read_topic(bootstrap: str, topic: str, partitions: int) -> list[RawRecord]:
                 partition, offset = message.partition() or 0, message.offset() or 0
                 seen[partition] = max(seen[partition], offset + 1)
                 if offset < ends[partition]:
-                    headers = {
-                        str(key): value.decode(errors="replace") if isinstance(value, bytes) else ""
-                        for key, value in list(message.headers() or [])
-                    }
-                    records.append(RawRecord(topic, partition, offset, message.value(), headers))
+                    records.append(RawRecord(topic, partition, offset, message.value(), readable_headers(message)))
     finally:
         reader.close()
     return records
@@ -127,10 +183,29 @@ class Market:
 
 
 class FaultPipeline:
-    def __init__(self, shared_stack_env: dict[str, str], work_dir: Path, log_dir: Path) -> None:
+    def __init__(
+        self,
+        shared_stack_env: dict[str, str],
+        work_dir: Path,
+        log_dir: Path,
+        symbols: tuple[str, ...] = SYMBOLS,
+        rules: Rules = TODAY,
+        kafka_ports: tuple[int, int] | None = None,
+        pg_port: int | None = None,
+    ) -> None:
+        """`kafka_ports` (broker, controller) and `pg_port` pin the private servers to given ports
+        (the soak's); by default they take free ones."""
         self.work_dir = work_dir
-        self.broker = PrivateKafka(shared_stack_env["KAFKA_LIBS"], work_dir / "kafka")
+        self.symbols = symbols
+        self.rules = rules
+        if kafka_ports is None:
+            self.broker = PrivateKafka(shared_stack_env["KAFKA_LIBS"], work_dir / "kafka")
+        else:
+            with pinned_ports(*kafka_ports):
+                self.broker = PrivateKafka(shared_stack_env["KAFKA_LIBS"], work_dir / "kafka", heap="512m")
         self.postgres = PrivatePostgres(passwords=True)
+        if pg_port is not None:
+            self.postgres.port = pg_port
         self.owner_password = secrets.token_hex(16)
         self.api_password = secrets.token_hex(16)
         self.ws_port, self.rest_port, self.api_port = free_port(), free_port(), free_port()
@@ -155,7 +230,7 @@ class FaultPipeline:
         self.services.variables = {
             "BINANCE_WS_BASE_URL": "ws://fake-binance:9443",
             "BINANCE_REST_BASE_URL": "http://fake-binance:8090",
-            "SYMBOLS": ",".join(SYMBOLS),
+            "SYMBOLS": ",".join(symbols),
             "PG_PASSWORD": self.owner_password,
             "PG_API_PASSWORD": self.api_password,
         }
@@ -164,6 +239,7 @@ class FaultPipeline:
         self.markets: list[Market] = []
         self.consumer_label = "consumer"
         self.figures: dict[str, Any] = {"faults": {}}
+        self.unreadable_raw_offsets: list[tuple[int, int]] = []
 
     @property
     def passwords(self) -> list[str]:
@@ -186,7 +262,8 @@ class FaultPipeline:
         initialised = time.monotonic()
         self.start_consumer()
         self.services.start("api", {"API_PORT": str(self.api_port)})
-        wait_until(lambda: httpx.get(f"{self.api_url}/ready", timeout=2).status_code == 200, 30, "the api")
+        # Generous: on the shared 2-core box the api took over 30 s to start under load.
+        wait_until(lambda: httpx.get(f"{self.api_url}/ready", timeout=2).status_code == 200, 120, "the api")
         self.figures["setup_seconds"] = {
             "kafka": round(broker_ready - started, 1),
             "postgresql_and_init": round(initialised - broker_ready, 1),
@@ -368,14 +445,26 @@ class FaultPipeline:
         table, with a reason; no valid one is; every valid one agrees with the truth."""
         raw = read_topic(self.broker.bootstrap, RAW_TOPIC, RAW_PARTITIONS)
         invalid: set[tuple[int, int]] = set()
-        valid_messages = controls = from_rest = 0
+        valid_messages = controls = other_data = from_rest = conflicting = 0
         distinct: set[tuple[str, int]] = set()
+        self.unreadable_raw_offsets = sorted((r.partition, r.offset) for r in raw if UNREADABLE_HEADERS in r.headers)
         for record in raw:
-            kind = classify(record.value, record.headers, self.known_symbols)
+            kind = (
+                Invalid("header names not UTF-8")
+                if UNREADABLE_HEADERS in record.headers
+                else classify(record.value, record.headers, self.known_symbols, self.rules)
+            )
+            if isinstance(kind, Trade) and self.rules.conflicting_duplicates:
+                known = self.truth.trades.get(kind.key)
+                if known is not None and known != kind:
+                    kind = Invalid("a trade id stored with other values")
+                    conflicting += 1
             if isinstance(kind, Invalid):
                 invalid.add((record.partition, record.offset))
             elif isinstance(kind, Control):
                 controls += 1
+            elif isinstance(kind, MarketData):
+                other_data += 1
             else:
                 valid_messages += 1
                 distinct.add(kind.key)
@@ -423,6 +512,9 @@ class FaultPipeline:
             "raw_trade_duplicates_absorbed": valid_messages - len(distinct),
             "raw_trades_from_rest": from_rest,
             "control_messages": controls,
+            "other_market_data_messages": other_data,
+            "conflicting_duplicates": conflicting,
+            "invalid_raw_messages": len(invalid),
             "dead_lettered": len(dead),
             "dead_letters_cut_to_fit": truncated,
         }

@@ -28,6 +28,7 @@ from psycopg2 import errors
 
 from tests.conftest import wait_until
 from tests.faults.harness import DLQ_TOPIC, RAW_TOPIC, FaultPipeline, read_topic
+from tests.faults.poison import frame, rest_record, todays_classes, ws_payload
 from tests.faults.truth import Trade
 
 # Also `integration`: like those tests it runs real Kafka and PostgreSQL (its own).
@@ -117,107 +118,6 @@ def test_websocket_drops_rollovers_gaps_429s_and_bad_frames_lose_nothing(fault_p
 # --- 5. bad, duplicated and reordered input --------------------------------------------------------
 
 
-def frame(stream: str, payload: object) -> bytes:
-    return json.dumps({"stream": stream, "data": payload}, separators=(",", ":")).encode()
-
-
-def ws_payload(trade: Trade) -> dict[str, object]:
-    return {
-        "e": "trade",
-        "E": trade.time_ms + 1,
-        "s": trade.symbol,
-        "t": trade.trade_id,
-        "p": trade.price,
-        "q": trade.quantity,
-        "T": trade.time_ms,
-        "m": trade.buyer_is_maker,
-        "M": True,
-    }
-
-
-def rest_record(trade: Trade) -> dict[str, object]:
-    return {
-        "id": trade.trade_id,
-        "price": trade.price,
-        "qty": trade.quantity,
-        "time": trade.time_ms,
-        "isBuyerMaker": trade.buyer_is_maker,
-        "isBestMatch": True,
-    }
-
-
-def bad_inputs(template: Trade) -> dict[str, tuple[bytes | None, str, str, set[str] | None]]:
-    """name -> (value, stream header, source header, the reasons it may be rejected with; None: any)."""
-    good = ws_payload(template)
-    stream = f"{template.symbol.lower()}@trade"
-
-    def changed(**fields: object) -> bytes:
-        return frame(stream, {**good, **fields})
-
-    def rest(**fields: object) -> bytes:
-        return json.dumps({**rest_record(template), **fields}).encode()
-
-    nested = 1000  # deeper than Python's recursion limit: once crashed the consumer (consumer/parse.py)
-    cases: dict[str, tuple[bytes | None, str, str, set[str] | None]] = {
-        "zero_price": (changed(p="0.00000000"), stream, "ws", {"non_positive_price"}),
-        "zero_quantity": (changed(q="0.00000000"), stream, "ws", {"non_positive_quantity"}),
-        "negative_price": (changed(p="-" + template.price), stream, "ws", {"invalid_field", "non_positive_price"}),
-        "negative_quantity": (changed(q="-0.00100000"), stream, "ws", {"invalid_field", "non_positive_quantity"}),
-        "zero_price_rest": (rest(price="0.00000000"), stream, "rest", {"non_positive_price"}),
-        "negative_quantity_rest": (rest(qty="-1.00000000"), stream, "rest", {"invalid_field"}),
-        "zero_quantity_rest": (rest(qty="0"), stream, "rest", {"non_positive_quantity"}),
-        "exponent_price": (changed(p="1e5"), stream, "ws", {"invalid_field"}),
-        "nan_price": (changed(p="NaN"), stream, "ws", {"invalid_field"}),
-        "price_as_number": (changed(p=84000.5), stream, "ws", {"invalid_field"}),
-        "maker_as_number": (changed(m=1), stream, "ws", {"invalid_field"}),
-        "lowercase_symbol": (changed(s=template.symbol.lower()), stream, "ws", None),
-        "missing_trade_id": (
-            frame(stream, {k: v for k, v in good.items() if k != "t"}),
-            stream,
-            "ws",
-            {"missing_field"},
-        ),
-        "trade_id_past_bigint": (changed(t=2**63), stream, "ws", {"invalid_field"}),
-        "negative_trade_id": (changed(t=-1), stream, "ws", {"invalid_field"}),
-        "time_past_year_9999": (changed(T=10**15), stream, "ws", {"invalid_time"}),
-        "unknown_symbol": (frame("nosuchcoin@trade", {**good, "s": "NOSUCHCOIN"}), "nosuchcoin@trade", "ws", None),
-        "stream_symbol_mismatch": (
-            changed(s="ETHUSDT" if template.symbol != "ETHUSDT" else "BTCUSDT"),
-            stream,
-            "ws",
-            None,
-        ),
-        "event_type_mismatch": (changed(e="aggTrade"), stream, "ws", None),
-        "unsupported_stream": (frame(f"{template.symbol.lower()}@depth", {"e": "depthUpdate"}), "", "ws", None),
-        "error_reply": (b'{"code":2,"msg":"Invalid request: hand-made"}', "", "ws", None),
-        "truncated": (changed()[:60], stream, "ws", {"invalid_json"}),
-        "not_json": (b"\x00\xffthis is not json", stream, "ws", {"invalid_json"}),
-        "invalid_utf8": (changed(s="X").replace(b'"X"', b'"\xff\xfe"'), stream, "ws", {"invalid_json"}),
-        "json_null": (b"null", stream, "ws", None),
-        "json_array": (b"[]", stream, "ws", None),
-        "empty": (b"", stream, "ws", {"empty_message"}),
-        "tombstone": (None, stream, "ws", {"empty_message"}),
-        "deeply_nested": (
-            b'{"stream":"' + stream.encode() + b'","data":' + b"[" * nested + b"]" * nested + b"}",
-            stream,
-            "ws",
-            {"invalid_json"},
-        ),
-        "rest_missing_id": (json.dumps({"price": template.price}).encode(), stream, "rest", {"missing_field"}),
-        # As large as a Kafka producer sends by default (1,000,000 bytes with key and headers).
-        "oversized_zero_price": (
-            changed(p="0.00000000", padding="x" * (OVERSIZED_BYTES - len(changed(p="0.00000000", padding="")))),
-            stream,
-            "ws",
-            {"non_positive_price"},
-        ),
-    }
-    return cases
-
-
-OVERSIZED_BYTES = 999_800
-
-
 def hand_made_trades(symbol: str, count: int, start_ms: int) -> list[Trade]:
     """Valid trades of a symbol the fake does not trade, ids 1..count, times increasing with ids."""
     rng = random.Random(5)
@@ -242,7 +142,7 @@ def test_duplicated_reordered_malformed_and_non_positive_messages(fault_pipeline
             "FAKE_BINANCE_MALFORMED_MODE": "garbage",  # a junk frame, then the real one
         },
     )
-    cases = bad_inputs(earlier[0])
+    cases = todays_classes(earlier[0])
     reordered = hand_made_trades("BNBUSDT", 60, int(time.time() * 1000) - 5000)
     pipeline.truth.add(reordered)
     producer = Producer({"bootstrap.servers": pipeline.broker.bootstrap, "enable.idempotence": True, "linger.ms": 5})
@@ -258,8 +158,8 @@ def test_duplicated_reordered_malformed_and_non_positive_messages(fault_pipeline
             headers.append(("test_case", case.encode()))
         producer.produce(RAW_TOPIC, value=value, key=key.encode(), headers=headers)
 
-    for name, (value, stream, source, _reasons) in cases.items():
-        send(value, stream, source, earlier[0].symbol, name)
+    for name, poison in cases.items():
+        send(poison.value, poison.stream, poison.source, earlier[0].symbol, name)
         sent["invalid"] += 1
     # Every earlier trade once more (as a redelivery or replay brings them), some as REST records.
     for index, trade in enumerate(earlier):
@@ -290,8 +190,8 @@ def test_duplicated_reordered_malformed_and_non_positive_messages(fault_pipeline
         if "test_case" in r.headers
     }
     assert set(letters) == set(cases), set(cases) ^ set(letters)
-    for name, (value, _stream, _source, reasons) in cases.items():
-        letter = letters[name]
+    for name, poison in cases.items():
+        letter, value, reasons = letters[name], poison.value, poison.reasons
         if name == "oversized_zero_price":
             # Too large to dead-letter whole with the dlq_* headers: cut to fit, saying so.
             assert letter.headers["dlq_truncated_from"] == str(len(value or b"")), letter.headers

@@ -124,24 +124,41 @@ def flat_candle(open_ms: int, price: str) -> Candle:
 
 
 class Truth:
-    """Every valid trade that entered the pipeline, by (symbol, trade id)."""
+    """Every valid trade that entered the pipeline, by (symbol, trade id).
+
+    The derived views (a symbol's trades, buckets, rollups) are cached until the next `add`: a
+    soak asks for them thousands of times over a million trades."""
 
     def __init__(self) -> None:
         self.trades: dict[tuple[str, int], Trade] = {}
+        self._by_symbol: dict[str, list[Trade]] | None = None
+        self._cache: dict[tuple[object, ...], Any] = {}
 
     def add(self, trades: Iterable[Trade]) -> None:
         for trade in trades:
             known = self.trades.setdefault(trade.key, trade)
             assert known == trade, f"two different trades with one id: {known} and {trade}"
+        self._by_symbol = None
+        self._cache.clear()
 
     def __len__(self) -> int:
         return len(self.trades)
 
+    def _symbol_index(self) -> dict[str, list[Trade]]:
+        if self._by_symbol is None:
+            index: dict[str, list[Trade]] = {}
+            for trade in self.trades.values():
+                index.setdefault(trade.symbol, []).append(trade)
+            for trades in index.values():
+                trades.sort(key=lambda t: t.trade_id)
+            self._by_symbol = index
+        return self._by_symbol
+
     def symbols(self) -> list[str]:
-        return sorted({symbol for symbol, _ in self.trades})
+        return sorted(self._symbol_index())
 
     def of(self, symbol: str) -> list[Trade]:
-        return sorted((t for t in self.trades.values() if t.symbol == symbol), key=lambda t: t.trade_id)
+        return list(self._symbol_index().get(symbol, []))
 
     def latest(self, symbol: str) -> Trade:
         """The newest trade: the largest id (Binance's ids grow with time per symbol)."""
@@ -153,18 +170,24 @@ class Truth:
         return max(before, key=lambda t: (t.time_ms, t.trade_id)) if before else None
 
     def buckets(self, symbol: str, interval_ms: int) -> dict[int, list[Trade]]:
-        buckets: dict[int, list[Trade]] = {}
-        for trade in self.of(symbol):
-            buckets.setdefault(trade.time_ms // interval_ms * interval_ms, []).append(trade)
-        return buckets
+        key = ("buckets", symbol, interval_ms)
+        if key not in self._cache:
+            buckets: dict[int, list[Trade]] = {}
+            for trade in self._symbol_index().get(symbol, []):
+                buckets.setdefault(trade.time_ms // interval_ms * interval_ms, []).append(trade)
+            self._cache[key] = buckets
+        return dict(self._cache[key])
 
     def rollup(self, interval_ms: int) -> dict[tuple[str, int], Candle]:
         """What the 1-second or 1-minute rollup table must hold: one row per traded interval."""
-        rows: dict[tuple[str, int], Candle] = {}
-        for symbol in self.symbols():
-            for open_ms, members in self.buckets(symbol, interval_ms).items():
-                rows[(symbol, open_ms)] = candle_of(open_ms, members)
-        return rows
+        key = ("rollup", interval_ms)
+        if key not in self._cache:
+            rows: dict[tuple[str, int], Candle] = {}
+            for symbol in self.symbols():
+                for open_ms, members in self.buckets(symbol, interval_ms).items():
+                    rows[(symbol, open_ms)] = candle_of(open_ms, members)
+            self._cache[key] = rows
+        return dict(self._cache[key])
 
     def candles(self, symbol: str, interval_ms: int, start_ms: int, end_ms: int) -> list[Candle]:
         """Candles with open time in [start_ms, end_ms), from the symbol's first trade to its last
@@ -235,29 +258,99 @@ def _rest_trade(record: object, symbol: str) -> Trade | Invalid:
     return Trade(symbol, record["id"], record["price"], record["qty"], record["time"], record["isBuyerMaker"])
 
 
-def classify(value: bytes | None, headers: dict[str, str], known_symbols: set[str]) -> Trade | Control | Invalid:
-    """What one raw message is. Only trade streams are produced in these tests: anything else that
-    is not a serverShutdown is invalid here."""
+@dataclass(frozen=True, slots=True)
+class MarketData:
+    """Valid data that is not a trade: a kline a lookback backfill fetched over REST."""
+
+    stream: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Which of the consumer's acceptance rules are in force (issue 14 changes some of them).
+
+    bare_payloads: a payload without a `stream` header names itself by its own fields ("e", "s");
+    any_envelope_layout: a combined-stream envelope is any JSON object of "stream" and "data",
+    whatever its whitespace or key order (not only bytes starting with '{"stream"');
+    duplicate_keys: an object with a key twice is invalid (json.loads would keep the last);
+    conflicting_duplicates: a trade whose id is stored with other values is invalid (a dead letter,
+    the first row stays) rather than silently dropped."""
+
+    bare_payloads: bool = False
+    any_envelope_layout: bool = False
+    duplicate_keys: bool = False
+    conflicting_duplicates: bool = False
+
+
+TODAY = Rules()
+
+
+def _rest_kline(record: object) -> MarketData | Invalid:
+    """A /api/v3/klines row: [open time, open, high, low, close, volume, close time, ...]."""
+    if not isinstance(record, list) or len(record) < 11:
+        return Invalid("REST kline is not a row of 11 or more fields")
+    if not (_is_int(record[0], 0, MAX_TIME_MS) and _is_int(record[6], 0, MAX_TIME_MS) and record[0] < record[6]):
+        return Invalid("REST kline times missing or out of order")
+    if not all(_positive_decimal(value) for value in record[1:5]):
+        return Invalid("REST kline prices not positive decimals")
+    return MarketData("kline")
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise _DuplicateKey("a key twice in one object")
+    return dict(pairs)
+
+
+def _loads(value: bytes, rules: Rules) -> Any:
+    if rules.duplicate_keys:
+        return json.loads(value, object_pairs_hook=_no_duplicate_keys)
+    return json.loads(value)
+
+
+def _is_envelope(value: bytes, body: object, rules: Rules) -> bool:
+    if rules.any_envelope_layout:
+        return isinstance(body, dict) and "stream" in body and "data" in body
+    return value.startswith(b'{"stream"')
+
+
+def classify(
+    value: bytes | None, headers: dict[str, str], known_symbols: set[str], rules: Rules = TODAY
+) -> Trade | Control | MarketData | Invalid:
+    """What one raw message is. Only trade streams (and, over REST, the klines of a lookback) are
+    produced in these tests: anything else that is not a serverShutdown is invalid here."""
     if not value:
         return Invalid("empty")
     try:
-        body = json.loads(value)
+        body = _loads(value, rules)
+    except _DuplicateKey:
+        return Invalid("a key twice in one object")
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return Invalid("not JSON")
     stream = headers.get("stream", "")
     if headers.get("source") == "rest":
         symbol, _, kind = stream.partition("@")
+        if kind.startswith("kline_"):
+            return _rest_kline(body)
         result: Trade | Invalid = (
             _rest_trade(body, symbol.upper()) if kind == "trade" else Invalid("REST record of another kind")
         )
     else:
         # A combined-stream frame names its stream; a bare payload takes it from the header.
-        if value.startswith(b'{"stream"'):
+        if _is_envelope(value, body, rules):
             if not isinstance(body, dict) or not isinstance(body.get("stream"), str) or "data" not in body:
                 return Invalid("malformed envelope")
             stream, body = body["stream"], body["data"]
         if isinstance(body, dict) and body.get("e") == "serverShutdown" and _is_int(body.get("E"), 0, MAX_TIME_MS):
             return Control()
+        if not stream and rules.bare_payloads and isinstance(body, dict) and isinstance(body.get("s"), str):
+            # No header: the payload names itself ("e" its event type, "s" its symbol).
+            stream = f"{body['s'].lower()}@{body.get('e')}"
         symbol, at, kind = stream.partition("@")
         if not at or kind != "trade":
             return Invalid(f"not a trade stream: {stream!r}")
