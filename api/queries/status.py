@@ -6,6 +6,7 @@ from datetime import timedelta
 from sqlalchemy import RowMapping, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api.queries.edge_trades import edge_trade, rollup_symbols
 from schemas.tables import consumer_lag, dead_letters, trades
 
 RECENT = timedelta(hours=24)
@@ -36,26 +37,21 @@ async def dead_letter_counts(connection: AsyncConnection) -> list[RowMapping]:
 
 
 async def newest_trade_per_symbol(connection: AsyncConnection) -> list[RowMapping]:
-    """Each symbol's newest trade: its id, its time on the exchange, and when it was stored.
+    """Each symbol's newest trade (latest time; the largest id among equal times): its id, its
+    time on the exchange, and when it was stored.
 
-    The same loose index scan as prices.latest_trades (one primary key probe per symbol instead
-    of reading every trade), selecting the times instead of the price."""
-    following = trades.alias("following")
-    seen = select(trades.c.symbol).order_by(trades.c.symbol).limit(1).cte("seen", recursive=True)
-    next_symbol = (
-        select(following.c.symbol)
-        .where(following.c.symbol > seen.c.symbol)
-        .order_by(following.c.symbol)
-        .limit(1)
-        .scalar_subquery()
+    A loose index scan of the 1-second rollup, then each symbol's newest second and its latest
+    trade (see edge_trades): a few index probes per symbol instead of reading every trade."""
+    seen = rollup_symbols()
+    second, newest = edge_trade(
+        seen.c.symbol,
+        (trades.c.trade_id, trades.c.trade_time, trades.c.ingested_at),
+        newest=True,
+        name="newest",
     )
-    seen = seen.union_all(select(next_symbol).where(seen.c.symbol.is_not(None)))
-    newest = (
-        select(trades.c.symbol, trades.c.trade_id, trades.c.trade_time, trades.c.ingested_at)
-        .where(trades.c.symbol == seen.c.symbol)
-        .order_by(trades.c.trade_id.desc())
-        .limit(1)
-        .lateral("newest")
+    query = (
+        select(seen.c.symbol, newest)
+        .select_from(seen.join(second, true()).join(newest, true()))
+        .order_by(seen.c.symbol)
     )
-    query = select(newest).select_from(seen.join(newest, true())).order_by(newest.c.symbol)
     return list((await connection.execute(query)).mappings().all())

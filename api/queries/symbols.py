@@ -6,38 +6,29 @@ from typing import Any
 from sqlalchemy import BigInteger, RowMapping, cast, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api.queries.edge_trades import edge_trade, rollup_symbols
 from schemas.tables import symbols, trade_candles_1m, trades
 
 
 async def symbol_summaries(connection: AsyncConnection) -> list[RowMapping]:
-    """Every symbol with stored trades: first and last trade, and how many trades are stored.
+    """Every symbol with stored trades: its first and last trade in time (the smallest and the
+    largest id among equal times), and how many trades are stored.
 
-    Symbols come from a loose index scan of the trades primary key (see prices.latest_trades);
-    first and last trade are index probes; the count sums the 1-minute rollup (one row per
-    minute with trades, not one per trade)."""
-    following = trades.alias("following")
-    seen = select(trades.c.symbol).order_by(trades.c.symbol).limit(1).cte("seen", recursive=True)
-    next_symbol = (
-        select(following.c.symbol)
-        .where(following.c.symbol > seen.c.symbol)
-        .order_by(following.c.symbol)
-        .limit(1)
-        .scalar_subquery()
+    Symbols come from a loose index scan of the 1-second rollup; first and last trade are read
+    along the oldest and newest rollup second's id range (see edge_trades); the count sums the
+    1-minute rollup (one row per minute with trades, not one per trade)."""
+    seen = rollup_symbols()
+    first_second, first = edge_trade(
+        seen.c.symbol,
+        (trades.c.trade_id.label("first_trade_id"), trades.c.trade_time.label("first_trade_time")),
+        newest=False,
+        name="first",
     )
-    seen = seen.union_all(select(next_symbol).where(seen.c.symbol.is_not(None)))
-    first = (
-        select(trades.c.trade_id.label("first_trade_id"), trades.c.trade_time.label("first_trade_time"))
-        .where(trades.c.symbol == seen.c.symbol)
-        .order_by(trades.c.trade_id)
-        .limit(1)
-        .lateral("first")
-    )
-    last = (
-        select(trades.c.trade_id.label("last_trade_id"), trades.c.trade_time.label("last_trade_time"))
-        .where(trades.c.symbol == seen.c.symbol)
-        .order_by(trades.c.trade_id.desc())
-        .limit(1)
-        .lateral("last")
+    last_second, last = edge_trade(
+        seen.c.symbol,
+        (trades.c.trade_id.label("last_trade_id"), trades.c.trade_time.label("last_trade_time")),
+        newest=True,
+        name="last",
     )
     count = (
         select(cast(func.coalesce(func.sum(trade_candles_1m.c.trade_count), 0), BigInteger).label("trade_count"))
@@ -57,7 +48,9 @@ async def symbol_summaries(connection: AsyncConnection) -> list[RowMapping]:
             symbols.c.quote_asset,
         )
         .select_from(
-            seen.join(first, true())
+            seen.join(first_second, true())
+            .join(first, true())
+            .join(last_second, true())
             .join(last, true())
             .join(count, true())
             .outerjoin(symbols, symbols.c.symbol == seen.c.symbol)

@@ -1,7 +1,8 @@
 """Trade times that go backwards as trade ids grow (milliseconds sent under a microsecond
 header land in January 1970; a clock that jumps back) leave every answer correct: the newest
-trade is the latest in time, the price at a second is the last trade before its end, and a
-range's trades are those with a time in it, nothing else. Hypothesis interleaves them."""
+trade is the latest in time, the price at a second is the last trade before its end, a
+range's trades are those with a time in it, nothing else, and each symbol's first and last trade
+(/v1/symbols, /v1/status) are its oldest and newest in time. Hypothesis interleaves them."""
 
 import csv
 import dataclasses
@@ -44,6 +45,34 @@ def newest(trades: Sequence[TradeRow]) -> TradeRow | None:
     return max(trades, key=lambda t: (t.trade_time_ms, t.trade_id), default=None)
 
 
+EDGES = ("first_trade_id", "first_trade_time", "last_trade_id", "last_trade_time", "trade_count")
+
+
+def edges(trades: Sequence[TradeRow]) -> dict[str, Any]:
+    """A symbol's entry in /v1/symbols: its oldest and newest trade in time (the smallest and the
+    largest id among equal times), and how many it has."""
+    first = min(trades, key=lambda t: (t.trade_time_ms, t.trade_id))
+    last = max(trades, key=lambda t: (t.trade_time_ms, t.trade_id))
+    values = (first.trade_id, iso(first.trade_time_ms), last.trade_id, iso(last.trade_time_ms), len(trades))
+    return dict(zip(EDGES, values, strict=True))
+
+
+def listings(client: TestClient) -> dict[str, dict[str, Any]]:
+    """Each symbol's edges as /v1/symbols and /v1/status answer them; each symbol listed once by each."""
+    listed = get(client, "/v1/symbols")["symbols"]
+    freshness = get(client, "/v1/status")["symbols"]
+    assert len({s["symbol"] for s in listed}) == len(listed) == len(freshness) == len({s["symbol"] for s in freshness})
+    answers = {s["symbol"]: {key: s[key] for key in EDGES} for s in listed}
+    for s in freshness:
+        answers[s["symbol"]]["status_last"] = (s["last_trade_id"], s["last_trade_time"])
+    return answers
+
+
+def expected_listing(trades: Sequence[TradeRow]) -> dict[str, Any]:
+    entry = edges(trades)
+    return {**entry, "status_last": (entry["last_trade_id"], entry["last_trade_time"])}
+
+
 def get(client: TestClient, path: str, **params: Any) -> Any:
     response = client.get(path, params=params)
     assert response.status_code in (200, 404), (path, params, response.text)
@@ -65,6 +94,7 @@ def all_pages(client: TestClient, symbol: str, start: int, end: int) -> list[int
 def test_answers_are_right_whatever_the_order_of_times_and_ids(database: dict[str, str]) -> None:
     store = migrated(database)
     names = (f"I{n}USDT" for n in itertools.count())
+    stored: dict[str, list[TradeRow]] = {}
     with asgi_client(database) as client:
 
         @given(trades=interleaved(), data=st.data())
@@ -73,6 +103,10 @@ def test_answers_are_right_whatever_the_order_of_times_and_ids(database: dict[st
             symbol = next(names)
             trades = [dataclasses.replace(t, symbol=symbol) for t in trades]
             store.trades(trades)
+            stored[symbol] = trades
+            answers = listings(client)
+            assert answers.keys() == stored.keys()
+            assert answers[symbol] == expected_listing(trades)
 
             latest = get(client, "/v1/prices/latest", symbol=symbol)
             expected = newest(trades)
@@ -100,6 +134,8 @@ def test_answers_are_right_whatever_the_order_of_times_and_ids(database: dict[st
             assert stats["last_trade_time"] == iso(max(t.trade_time_ms for t in chosen))
 
         check()
+        # Every symbol at once, beside many others: each row holds its own symbol's trades.
+        assert listings(client) == {symbol: expected_listing(trades) for symbol, trades in stored.items()}
 
 
 def iso(milliseconds: int) -> str:

@@ -149,16 +149,37 @@ class WebApi:
         return detail
 
 
+def tiny_walk(symbol: str, first_id: int, start_ms: int, end_ms: int, seed: int) -> list[TradeRow]:
+    """Trades every 1-7 s of a coin priced around a millionth (0.00000099), in steps of 1e-8."""
+    rng = random.Random(seed)
+    steps = 99
+    trades: list[TradeRow] = []
+    at_ms = start_ms
+    while at_ms < end_ms:
+        steps = max(1, steps + rng.randint(-3, 3))
+        quantity = Decimal(rng.randint(1, 90_000_000)).quantize(EIGHT_PLACES)
+        trades.append(
+            TradeRow(symbol, first_id + len(trades), Decimal(f"0.{steps:08d}"), quantity, at_ms, rng.random() < 0.5)
+        )
+        at_ms += rng.randint(1000, 7000)
+    return trades
+
+
 @pytest.fixture()
-def web_api(database: dict[str, str], services: Services) -> Iterator[WebApi]:
+def web_api(database: dict[str, str], services: Services, request: pytest.FixtureRequest) -> Iterator[WebApi]:
+    """The api over two majors' trades of the last 90 minutes; parametrized "tiny" (indirect), over
+    one coin priced in millionths instead."""
     store = migrated(database)
     now_ms = to_ms(datetime.now(UTC))
     start_ms = now_ms - 90 * 60_000
-    trades = {
-        "BTCUSDT": random_walk("BTCUSDT", 5_409_000_000, "84512.34", start_ms, now_ms - 1000, seed=1),
-        "ETHUSDT": random_walk("ETHUSDT", 2_100_000_000, "2611.82", start_ms, now_ms - 1000, seed=2),
-    }
-    store.trades(trades["BTCUSDT"] + trades["ETHUSDT"])
+    if getattr(request, "param", None) == "tiny":
+        trades = {"PEPEUSDT": tiny_walk("PEPEUSDT", 1_000_000, start_ms, now_ms - 1000, seed=3)}
+    else:
+        trades = {
+            "BTCUSDT": random_walk("BTCUSDT", 5_409_000_000, "84512.34", start_ms, now_ms - 1000, seed=1),
+            "ETHUSDT": random_walk("ETHUSDT", 2_100_000_000, "2611.82", start_ms, now_ms - 1000, seed=2),
+        }
+    store.trades([trade for symbol_trades in trades.values() for trade in symbol_trades])
     insert_pipeline_status(database["owner"], ms_time(now_ms))
     port = free_port()
     api = WebApi(
@@ -172,13 +193,18 @@ def web_api(database: dict[str, str], services: Services) -> Iterator[WebApi]:
     yield api
 
 
+@pytest.fixture(scope="module", autouse=True)
+def fresh_screenshots() -> None:
+    """A run's screenshots, none of an earlier run's."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for old_screenshot in SCREENSHOTS.glob("*.png"):
+        old_screenshot.unlink()
+
+
 @pytest.fixture()
 def page(web_api: WebApi) -> Iterator[Page]:
     # A failure, not a skip: a machine without the browser must not pass the page's tests.
     assert CHROMIUM.exists(), "Debian's chromium is missing: bash scripts/setup.sh chromium"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for old_screenshot in SCREENSHOTS.glob("*.png"):
-        old_screenshot.unlink()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM),
@@ -348,3 +374,21 @@ def test_the_page_shows_live_prices_candles_answers_and_status(web_api: WebApi, 
     expect(tile["BTCUSDT"].locator(".price")).to_have_text(str(later.price))
     expect(tile["BTCUSDT"]).to_have_attribute("data-direction", "down")
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("web_api", ["tiny"], indirect=True)
+def test_the_chart_axis_shows_a_tiny_price_to_its_last_digit(web_api: WebApi, page: Page) -> None:
+    """Prices in millionths (0.00000099) are drawn with their 8 decimals on the price axis and in
+    the crosshair's label (both the series' price format), not as 0.00."""
+    (symbol,) = web_api.trades
+    with page.expect_response(lambda r: "/v1/candles?" in r.url and "start=" in r.url) as candles_answer:
+        page.goto(web_api.url + "/")
+    candles = candles_answer.value.json()["candles"]
+    newest_close = candles[-1]["close"]
+    assert newest_close == f"{web_api.trades[symbol][-1].price:f}" and newest_close.startswith("0.000000")
+    chart_card = page.locator("#chart-card")
+    expect(chart_card).to_have_attribute("data-candles", str(len(candles)))
+    # The axis is a canvas: the page records the label the axis gives the newest close.
+    expect(chart_card).to_have_attribute("data-axis-close", newest_close)
+    expect(page.locator("#chart-ohlc")).to_contain_text(f"C {newest_close}")
+    screenshot(page, "05-tiny-prices.png")

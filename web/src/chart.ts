@@ -14,6 +14,7 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import { ApiError, type Candle, type Candles, getJson, type Sma, type SmaPoint } from "./api";
+import { digits } from "./decimal";
 import { dateTime, parseIso } from "./time";
 
 const INTERVAL_SECONDS: Record<string, number> = {
@@ -32,6 +33,8 @@ const UP = "#26a69a";
 const DOWN = "#ef5350";
 // A new trade of the charted symbol refreshes the newest candles at most this often.
 const TAIL_REFRESH_MS = 2000;
+// Significant digits a plotted price (a float) keeps exactly: the axis shows no more than these.
+const FLOAT_DIGITS = 15;
 
 export interface ChartSelection {
   symbol: string;
@@ -68,6 +71,24 @@ function smaLine(points: SmaPoint[], window: string) {
   });
 }
 
+/** The price format of the candles' series: as many decimals as their prices have (trailing
+ * zeros left out), so that the axis and the crosshair show a price of 0.00000099 as such, not as
+ * 0.00; fewer only where a float could not hold them. */
+export function priceFormat(candles: Iterable<Candle>) {
+  let whole = 1;
+  let fraction = 0;
+  for (const candle of candles) {
+    for (const value of [candle.open, candle.high, candle.low, candle.close]) {
+      const counted = digits(value);
+      whole = Math.max(whole, counted.whole);
+      fraction = Math.max(fraction, counted.fraction);
+    }
+  }
+  const precision = Math.min(fraction, Math.max(0, FLOAT_DIGITS - whole));
+  // base, not 1 / minMove: 1 / 1e-5 is 99999.99999999999 in floats.
+  return { type: "price" as const, precision, minMove: Number(`1e-${precision}`), base: 10 ** precision };
+}
+
 /** What to ask the api for: the whole range when it fits in one answer, else its newest end. */
 export function candleQuery(selection: ChartSelection, nowMs: number) {
   const step = INTERVAL_SECONDS[selection.interval] ?? 60;
@@ -90,6 +111,7 @@ export class PriceChart {
   private tailTimer: number | undefined;
   private lastTailAt = 0;
   private hovering = false;
+  private precision: number | null = null;
 
   constructor(
     private readonly container: HTMLElement,
@@ -203,12 +225,14 @@ export class PriceChart {
         this.candles.update(candleBar(candle));
         this.volume.update(volumeBar(candle));
       }
+      this.followDecimals();
       for (const [window, series] of this.smas) {
         for (const point of smaLine(sma.points, window)) if (point.time >= newest) series.update(point);
       }
       this.card.dataset.candles = String(this.byTime.size);
       this.caption.textContent = this.caption.textContent?.replace(/^\d+/, String(this.byTime.size)) ?? "";
       if (!this.hovering) this.showOhlc(null);
+      this.showAxisClose();
     } catch {
       // The next trade tries again; a failing api shows in the connection badge.
     }
@@ -217,11 +241,28 @@ export class PriceChart {
   private show(candles: Candle[], points: SmaPoint[]): void {
     this.byTime.clear();
     for (const candle of candles) this.byTime.set(toTime(candle.open_time), candle);
+    this.followDecimals();
     this.candles.setData(candles.map(candleBar));
     this.volume.setData(candles.map(volumeBar));
     for (const [window, series] of this.smas) series.setData(smaLine(points, window));
     this.fit();
     this.showOhlc(null);
+    this.showAxisClose();
+  }
+
+  /** Prices (candles and the averages, on the same axis) drawn with the candles' decimals. */
+  private followDecimals(): void {
+    const format = priceFormat(this.byTime.values());
+    if (format.precision === this.precision) return;
+    this.precision = format.precision;
+    this.candles.applyOptions({ priceFormat: format });
+    for (const series of this.smas.values()) series.applyOptions({ priceFormat: format });
+  }
+
+  /** For the page's test: the newest close as the price axis labels it (the axis is a canvas). */
+  private showAxisClose(): void {
+    const newest = this.byTime.get(Math.max(-1, ...this.byTime.keys()));
+    this.card.dataset.axisClose = newest ? this.candles.priceFormatter().format(Number(newest.close)) : "";
   }
 
   private showOhlc(param: MouseEventParams | null): void {

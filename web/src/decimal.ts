@@ -29,3 +29,10 @@ export function compareDecimal(a: string, b: string): number {
   const magnitude = compareMagnitude(pa, pb);
   return signA < 0 ? -magnitude : magnitude;
 }
+
+/** Digits before and after the point, leading and trailing zeros left out ("0.00000099": 1 and
+ * 8; "84512.34000000": 5 and 2). */
+export function digits(value: string): { whole: number; fraction: number } {
+  const { whole, fraction } = parts(value);
+  return { whole: whole.length, fraction: fraction.length };
+}
