@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api.queries.edge_trades import rollup_symbols
 from schemas.tables import symbols, trade_candles_1m, trade_candles_1s, trades
 
 _TRADE_COLUMNS = (trades.c.symbol, trades.c.price, trades.c.quantity, trades.c.trade_id, trades.c.trade_time)
@@ -76,20 +77,10 @@ async def latest_trade(connection: AsyncConnection, symbol: str) -> RowMapping |
 def _latest_trades_query() -> Select[*tuple[Any, ...]]:
     """The newest trade of every symbol, by symbol.
 
-    PostgreSQL has no skip scan: DISTINCT ON would read every row. A recursive CTE walks the
-    1-second rollup's primary key from one symbol to the next (a "loose index scan"), one index
-    probe per symbol, then takes each symbol's newest second and its latest trade."""
+    The symbols come from edge_trades.rollup_symbols (one 1-second rollup primary key probe per
+    symbol); then each symbol's newest second, and its latest trade."""
     rollup = trade_candles_1s
-    following = rollup.alias("following")
-    seen = select(rollup.c.symbol).order_by(rollup.c.symbol).limit(1).cte("seen", recursive=True)
-    next_symbol = (
-        select(following.c.symbol)
-        .where(following.c.symbol > seen.c.symbol)
-        .order_by(following.c.symbol)
-        .limit(1)
-        .scalar_subquery()
-    )
-    seen = seen.union_all(select(next_symbol).where(seen.c.symbol.is_not(None)))
+    seen = rollup_symbols()
     newest = (
         select(rollup.c.open_time, rollup.c.first_trade_id, rollup.c.last_trade_id)
         .where(rollup.c.symbol == seen.c.symbol)
