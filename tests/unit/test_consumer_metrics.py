@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from consumer import trade_lines
+from consumer.dead_letters import Rejected
 from consumer.loop import Batch
 from consumer.metrics import ConsumerMetrics, MeasuredSink, event_time_us, oldest_and_newest_us, partition_lags
 from consumer.parse import Rejection, TradeRow
@@ -27,6 +28,10 @@ def sample(metrics: ConsumerMetrics, name: str) -> float:
     value = metrics.registry.get_sample_value(name)
     assert value is not None, f"{name} not exported"
     return value
+
+
+def rejected(offset: int, reason: str) -> Rejected:
+    return Rejected("binance.raw", 0, offset, b"{}", None, [], Rejection(reason, "detail"))
 
 
 def fresh_metrics() -> ConsumerMetrics:
@@ -49,13 +54,15 @@ def test_a_committed_batch_counts_rows_dead_letters_and_freshness() -> None:
     metrics = fresh_metrics()
     now_us = time.time_ns() // 1000
     batch = Batch(rows=RowsByTable(trades=[trade_line(1, now_us - 2_000_000), trade_line(2, now_us - 1_000_000)]))
-    batch.rejected = [(None, Rejection("invalid_json", "x")), (None, Rejection("invalid_json", "y"))]  # type: ignore[list-item]
+    batch.rejected = [rejected(1, "invalid_json"), rejected(2, "invalid_json")]
     batch.skipped.update({"server_shutdown": 1})
-    metrics.batch_committed(batch, Written(trades=1))
+    # A conflict the sink found counts as a dead letter of its own reason.
+    metrics.batch_committed(batch, Written(trades=1, conflicts=[rejected(3, "conflicting_duplicate")]))
     value = metrics.registry.get_sample_value
     assert value("consumer_rows_written_total", {"table": "trades"}) == 1
     assert value("consumer_rows_written_total", {"table": "klines"}) == 0
     assert value("consumer_dead_letters_total", {"reason": "invalid_json"}) == 2
+    assert value("consumer_dead_letters_total", {"reason": "conflicting_duplicate"}) == 1
     assert value("consumer_messages_skipped_total", {"reason": "server_shutdown"}) == 1
     assert value("consumer_batch_size_messages_sum") == 5
     assert value("consumer_freshness_seconds_count") == 1
