@@ -4,6 +4,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse
 
 from api.candles import Candle, moving_average
 from api.deps import DbConnection, Settings, check_limit, require_known_symbol
@@ -76,7 +77,7 @@ async def _window(
     return window
 
 
-@router.get("/candles", response_model=Candles, response_class=Response, responses=_ERRORS)
+@router.get("/candles", response_model=Candles, response_class=JSONResponse, responses=_ERRORS)
 async def candles(
     connection: DbConnection,
     settings: Settings,
@@ -101,7 +102,7 @@ async def candles(
     )
 
 
-@router.get("/indicators/sma", response_model=Sma, response_class=Response, responses=_ERRORS)
+@router.get("/indicators/sma", response_model=Sma, response_class=JSONResponse, responses=_ERRORS)
 async def simple_moving_averages(
     connection: DbConnection,
     settings: Settings,

@@ -6,7 +6,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import Receive, Scope, Send
 
@@ -30,7 +30,7 @@ class ExportFormat(StrEnum):
 @router.get(
     "/trades",
     response_model=TradesPage,
-    response_class=Response,
+    response_class=JSONResponse,
     responses={
         200: {
             "content": {"text/csv": {"schema": {"type": "string"}}},
