@@ -111,18 +111,27 @@ def _time(name: str) -> BindParameter[datetime]:
     return bindparam(name, type_=DateTime(timezone=True))
 
 
+def _slot_second(slot: int, name: str) -> Subquery:
+    """The first and last trade id of a sub-second slot's own second, from its 1-second rollup row."""
+    rollup = trade_candles_1s
+    return (
+        select(rollup.c.first_trade_id, rollup.c.last_trade_id)
+        # An empty slot: a condition on parameters alone, so PostgreSQL skips the part unread.
+        .where(
+            rollup.c.symbol == _SYMBOL,
+            rollup.c.open_time == _time(f"second{slot}"),
+            _time(f"start{slot}") < _time(f"end{slot}"),
+        )
+        .subquery(name)
+    )
+
+
 def _trades_part(slot: int) -> Select[*tuple[Any, ...]]:
     """Partial sums (count, price sum, volume, quote volume, high, low, first and last trade id)
     of the trades in [start, end) of one second, found along the trades primary key within the
     id range of the second's rollup row."""
-    rollup = trade_candles_1s
     start, end = _time(f"start{slot}"), _time(f"end{slot}")
-    own_second = (
-        select(rollup.c.first_trade_id, rollup.c.last_trade_id)
-        # An empty slot: a condition on parameters alone, so PostgreSQL skips the part unread.
-        .where(rollup.c.symbol == _SYMBOL, rollup.c.open_time == _time(f"second{slot}"), start < end)
-        .subquery(f"own_second{slot}")
-    )
+    own_second = _slot_second(slot, f"own_second{slot}")
     # Every trade of the second lies in its rollup row's id range; the time condition keeps the
     # part of the second that is in the range. LATERAL makes the id range an index condition (a
     # plain join may let the planner scan the symbol's whole primary key).
@@ -229,13 +238,8 @@ def _second_time(rollup: Any, latest: bool, start: Any, end: Any) -> Any:
 
 def _edge_time(slot: int, latest: bool) -> ScalarSelect[datetime]:
     """The first (or last) trade time of a sub-second edge slot; null when it is empty."""
-    rollup = trade_candles_1s
     start, end = _time(f"start{slot}"), _time(f"end{slot}")
-    own_second = (
-        select(rollup.c.first_trade_id, rollup.c.last_trade_id)
-        .where(rollup.c.symbol == _SYMBOL, rollup.c.open_time == _time(f"second{slot}"), start < end)
-        .subquery(f"edge_second{slot}")
-    )
+    own_second = _slot_second(slot, f"edge_second{slot}")
     found = _second_time(own_second, latest, start, end)
     return select(found.c.trade_time).select_from(own_second.join(found, true())).scalar_subquery()
 
