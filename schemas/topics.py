@@ -68,6 +68,14 @@ class Source:
 
     WS = "ws"
     REST = "rest"
+    # Records of a `python -m producer history` import. history: a REST record, laid out as for
+    # rest. archive: one CSV row of a data.binance.vision file, its bytes unchanged (no line end);
+    # the stream header names what it is and time_unit says whether its times are microseconds.
+    HISTORY = "history"
+    ARCHIVE = "archive"
+    # Not market data: a coverage marker (schemas/coverage.py) saying which period of the stream
+    # in the stream header the store now holds complete, or knows it lacks.
+    COVERAGE = "coverage"
 
 
 def message_key(symbol: str) -> bytes:

@@ -174,7 +174,16 @@ def test_every_queried_series_exists_and_moves(observed: Observed) -> None:
     queried = queried_metric_names()
     must_move = {name for name in queried if name.endswith(("_total", "_bucket")) and name not in STILL_IN_THIS_RUN}
     # A rollover every 15 s, and the faults' effects (backfill after the gap's grace, a 429 retried).
-    wait_until(lambda: all(grown(prometheus, name, started) for name in must_move), 90, "every series to move")
+    still: list[str] = []
+
+    def all_moved() -> bool:
+        still[:] = sorted(name for name in must_move if not grown(prometheus, name, started))
+        return not still
+
+    try:
+        wait_until(all_moved, 90, "every series to move")
+    except AssertionError as error:
+        raise AssertionError(f"{error}: still not moved: {', '.join(still)}") from None
     time.sleep(2)  # a few more scrapes after the faults, for the last assertions below
     for name in sorted(queried):
         assert prometheus.query(name), f"{name}: no series in Prometheus"

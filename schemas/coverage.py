@@ -1,0 +1,51 @@
+"""Coverage markers: the contract by which the store learns which periods it holds complete.
+
+A marker travels on the raw topic like the records it vouches for: keyed by the symbol, so it
+lands on the same partition after them, and the consumer stores it only after it has stored them.
+Its headers are `source: coverage` and `stream: <symbol>@<stream>` (the stream it covers, e.g.
+"btcusdt@trade", "adabnb@kline_5m"); its value is the JSON of a CoverageMarker.
+
+- held: every record of the stream in [start_ms, end_ms) has been published before this marker
+  (live capture connected and gap-free, a filled gap, an imported file or page).
+- hole: the period is known to be missing and nothing will refill it by itself (the producer was
+  down and REST refused, a bookTicker drop, an archive day that was not published).
+A later held marker over a hole closes it.
+"""
+
+from enum import StrEnum
+
+import msgspec
+
+
+class CoverageKind(StrEnum):
+    HELD = "held"
+    HOLE = "hole"
+
+
+class CoverageMarker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A period of one stream, in ms since the Unix epoch (UTC), end exclusive."""
+
+    kind: CoverageKind
+    start_ms: int
+    end_ms: int
+    # Which path vouches for the period: a Source value (ws, rest, history, archive).
+    origin: str
+    # Why, in words, for a hole (e.g. "producer down; REST answered 429"); empty for held.
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.start_ms < self.end_ms:
+            raise ValueError(f"coverage period must have 0 <= start_ms < end_ms, not {self.start_ms}..{self.end_ms}")
+
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(CoverageMarker)
+
+
+def encode_marker(marker: CoverageMarker) -> bytes:
+    return _encoder.encode(marker)
+
+
+def decode_marker(value: bytes) -> CoverageMarker:
+    """Raises msgspec.ValidationError (a ValueError) naming what is wrong."""
+    return _decoder.decode(value)
