@@ -7,6 +7,9 @@ Every service runs as a process with the command and environment docker-compose.
 import csv
 import io
 import json
+import os
+import signal
+import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -14,12 +17,18 @@ from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg2
 import pytest
 from binance.client import Client
+from confluent_kafka import Consumer
 
+from fake_binance.archive import csv_lines, parse_path
+from fake_binance.exchange_info import load_exchange_info
+from fake_binance.past import PastMarket
+from schemas.topics import Header, Source
 from tests.conftest import Services, free_port, libpq_dsn, wait_until
 
 pytestmark = pytest.mark.integration
@@ -168,3 +177,157 @@ def test_rerun_of_a_finished_import_publishes_nothing(stack: HistoryStack) -> No
     ]
     assert [summary["records"] for summary in summaries] == [288, 0]
     assert summaries[1]["units_already_done"] == 1
+
+
+# --- what the fake serves, computed here from the same seed -----------------------------------
+
+SEED = 16
+INFO = load_exchange_info()
+
+
+def expected_rows(path: str, trades_per_day: int = 2000) -> list[list[str]]:
+    """The CSV rows the fake's archive file at `path` holds (whether or not it serves it)."""
+    parsed = parse_path(f"/{path}")
+    assert parsed is not None
+    file, _ = parsed
+    past = PastMarket(INFO, SEED, trades_per_day, time.time_ns() // 1_000_000)
+    text = "".join(csv_lines(file, past, INFO.rules[file.symbol]))
+    return list(csv.reader(io.StringIO(text)))
+
+
+def stored_trades(stack: HistoryStack, symbol: str) -> list[list[str]]:
+    rows = stack.query(
+        "SELECT trade_id, price::text, quantity::text, (extract(epoch FROM trade_time) * 1000)::bigint, buyer_is_maker"
+        " FROM trades WHERE symbol = %s ORDER BY trade_id",
+        symbol,
+    )
+    return [[str(value) for value in row] for row in rows]
+
+
+def stored_agg_trades(stack: HistoryStack, symbol: str) -> list[list[str]]:
+    rows = stack.query(
+        "SELECT agg_trade_id, price::text, quantity::text, first_trade_id, last_trade_id,"
+        " (extract(epoch FROM trade_time) * 1000)::bigint, buyer_is_maker"
+        " FROM agg_trades WHERE symbol = %s ORDER BY agg_trade_id",
+        symbol,
+    )
+    return [[str(value) for value in row] for row in rows]
+
+
+def trade_columns(rows: list[list[str]]) -> list[list[str]]:
+    """id, price, qty, time, isBuyerMaker of archive trade rows (quoteQty and isBestMatch are not stored)."""
+    return [[r[0], r[1], r[2], r[4], r[5]] for r in rows]
+
+
+def raw_markers(stack: HistoryStack) -> list[tuple[str, dict[str, Any]]]:
+    """Every coverage marker on the import's raw topic: (stream header, marker)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": stack.services.stack_env["KAFKA_BOOTSTRAP_SERVERS"],
+            "group.id": f"markers-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe([stack.raw_topic])
+    markers = []
+    idle = 0
+    try:
+        while idle < 10:
+            batch = consumer.consume(10_000, timeout=0.5)
+            idle = 0 if batch else idle + 1
+            for message in batch:
+                headers: dict[str, Any] = dict(message.headers() or [])
+                if headers.get(Header.SOURCE) == Source.COVERAGE.encode():
+                    markers.append((headers[Header.STREAM].decode(), json.loads(message.value() or b"")))
+    finally:
+        consumer.close()
+    return markers
+
+
+def summary_lines(stack: HistoryStack) -> list[dict[str, Any]]:
+    lines = stack.services.log_tail("history", 2000).splitlines()
+    return [json.loads(line) for line in lines if '"history import' in line]
+
+
+@pytest.mark.parametrize("fault", ["ARCHIVE_BAD_CHECKSUM", "ARCHIVE_TRUNCATED"])
+def test_a_file_that_fails_its_checksum_is_named_and_nothing_of_it_stored(
+    database: dict[str, str], services: Services, tmp_path: Path, fault: str
+) -> None:
+    stack = start_stack(services, database, tmp_path, {f"FAKE_BINANCE_{fault}": f"BTCUSDT-trades-{DAY}"})
+    code = stack.run_history(symbols="BTCUSDT", streams="trade", start=DAY, end="2021-05-24", source="archive")
+    assert code == 1
+    log = stack.services.log_tail("history", 200)
+    assert f"BTCUSDT-trades-{DAY}.zip: SHA-256" in log
+    good_day = expected_rows(f"data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-{NEXT_DAY}.zip")
+    wait_until(lambda: len(stored_trades(stack, "BTCUSDT")) >= len(good_day), 60, "the good day's trades")
+    # The other day stored whole, nothing of the bad file: its rows, and no marker for its day.
+    assert stored_trades(stack, "BTCUSDT") == trade_columns(good_day)
+    markers = raw_markers(stack)
+    assert [(m["kind"], m["start_ms"]) for _, m in markers] == [("held", 1621728000000)]
+
+
+def test_a_missing_day_is_a_hole_under_archive_and_comes_from_rest_under_auto(
+    database: dict[str, str], services: Services, tmp_path: Path
+) -> None:
+    stack = start_stack(services, database, tmp_path, {"FAKE_BINANCE_ARCHIVE_MISSING": DAY})
+    assert stack.run_history(symbols="ADABNB", streams="aggTrade", start=DAY, end=NEXT_DAY, source="archive") == 1
+    assert [(stream, m["kind"], m["origin"]) for stream, m in raw_markers(stack)] == [
+        ("adabnb@aggTrade", "hole", "archive")
+    ]
+    assert stack.run_history(symbols="ADABNB", streams="aggTrade,trade,kline_5m", start=DAY, end=NEXT_DAY) == 0
+    expected = expected_rows(f"data/spot/daily/aggTrades/ADABNB/ADABNB-aggTrades-{DAY}.zip")
+    wait_until(lambda: len(stored_agg_trades(stack, "ADABNB")) == len(expected), 60, "the aggTrades over REST")
+    assert stored_agg_trades(stack, "ADABNB") == [row[:7] for row in expected]
+    trades = expected_rows(f"data/spot/daily/trades/ADABNB/ADABNB-trades-{DAY}.zip")
+    wait_until(lambda: len(stored_trades(stack, "ADABNB")) == len(trades), 60, "the trades over REST")
+    assert stored_trades(stack, "ADABNB") == trade_columns(trades)
+    klines = expected_rows(f"data/spot/daily/klines/ADABNB/5m/ADABNB-5m-{DAY}.zip")
+    wait_until(lambda: len(stored_klines(stack, "ADABNB", "5m")) == len(klines), 60, "the klines over REST")
+    assert stored_klines(stack, "ADABNB", "5m") == [row[:11] for row in klines]
+    held = [m for _, m in raw_markers(stack) if m["kind"] == "held"]
+    assert {m["origin"] for m in held} == {"history"}
+    assert min(m["start_ms"] for m in held) == 1621641600000
+    assert max(m["end_ms"] for m in held) == 1621728000000
+
+
+def test_rest_source_within_429s(database: dict[str, str], services: Services, tmp_path: Path) -> None:
+    stack = start_stack(services, database, tmp_path, {"FAKE_BINANCE_REST_429_EVERY": "5"})
+    end = f"{DAY}T06:00"
+    assert stack.run_history(symbols="BTCUSDT", streams="trade,aggTrade", start=DAY, end=end, source="rest") == 0
+    trades = [
+        r
+        for r in expected_rows(f"data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-{DAY}.zip")
+        if int(r[4]) < 1621663200000
+    ]
+    wait_until(lambda: len(stored_trades(stack, "BTCUSDT")) == len(trades), 60, "the trades over REST")
+    assert stored_trades(stack, "BTCUSDT") == trade_columns(trades)
+    summary = summary_lines(stack)[-1]
+    assert summary["rest_429"] > 0
+
+
+def test_import_killed_mid_file_resumes_and_stores_each_trade_once(
+    database: dict[str, str], services: Services, tmp_path: Path
+) -> None:
+    trades_per_day = 100_000
+    stack = start_stack(services, database, tmp_path, {"FAKE_BINANCE_HISTORY_TRADES_PER_DAY": str(trades_per_day)})
+    settings = {"symbols": "BTCUSDT", "streams": "trade", "start": DAY, "end": NEXT_DAY, "checkpoint_rows": "2000"}
+    process = stack.services.start("history", stack.history_env(**settings), label="history-killed")
+    state_file = stack.state_dir / "btcusdt@trade.json"
+
+    def partly_done() -> bool:
+        return bool(state_file.exists() and json.loads(state_file.read_text())["partial"])
+
+    wait_until(partly_done, 120, "the import to acknowledge part of the file", interval_s=0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    acknowledged = json.loads(state_file.read_text())["partial"][f"BTCUSDT-trades-{DAY}"]
+    assert 0 < acknowledged < trades_per_day
+
+    assert stack.run_history(**settings) == 0
+    summary = summary_lines(stack)[-1]
+    assert summary["resumed_rows"] == acknowledged
+    assert summary["records"] == trades_per_day - acknowledged  # it went on from there, not from the start
+    expected = expected_rows(f"data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-{DAY}.zip", trades_per_day)
+    wait_until(lambda: len(stored_trades(stack, "BTCUSDT")) >= trades_per_day, 120, "every trade stored")
+    assert stored_trades(stack, "BTCUSDT") == trade_columns(expected)
