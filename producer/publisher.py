@@ -135,6 +135,18 @@ class RawPublisher:
     ) -> bool:
         """One message of any source (REST, a history import, a coverage marker); False when the
         buffer is full (the caller waits and tries again: such messages are not time critical)."""
+        key, headers = self.addressing(stream, source, received_at_ns, request_id, extra_headers)
+        return self.try_produce(value, key, headers)
+
+    def addressing(
+        self,
+        stream: str,
+        source: bytes,
+        received_at_ns: int,
+        request_id: bytes,
+        extra_headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> tuple[bytes | None, list[tuple[str, str | bytes | None]]]:
+        """The key and headers of a message; one pair serves every row of a file."""
         key, stream_header = self._stream_key(stream)
         headers: list[tuple[str, str | bytes | None]] = [
             (Header.STREAM, stream_header),
@@ -143,6 +155,9 @@ class RawPublisher:
             (Header.CONNECTION_ID, request_id),
             *(extra_headers or ()),
         ]
+        return key, headers
+
+    def try_produce(self, value: bytes, key: bytes | None, headers: list[tuple[str, str | bytes | None]]) -> bool:
         try:
             self._producer.produce(self.topic, value, key, headers=headers)
         except BufferError:

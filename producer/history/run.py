@@ -11,6 +11,7 @@ hole marker. Only then is the period written to the state file (producer/history
 import asyncio
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from producer.backfill import Backfiller, BinanceRest, request_weight_limit, startup_exchange_info
@@ -32,7 +33,7 @@ log = logging.getLogger("producer.history")
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_BAD_SETTINGS = 0, 1, 2
 _ARCHIVE, _HISTORY, _COVERAGE = Source.ARCHIVE.encode(), Source.HISTORY.encode(), Source.COVERAGE.encode()
-_MICROSECOND = [(Header.TIME_UNIT, b"MICROSECOND")]
+_MICROSECOND: list[tuple[str, str | bytes | None]] = [(Header.TIME_UNIT, b"MICROSECOND")]
 _DRAIN_WAIT_S = 5.0
 
 
@@ -76,9 +77,9 @@ class Importer:
 
     # --- Kafka ----------------------------------------------------------------------------------
 
-    def _send(self, value: bytes, stream: str, source: bytes, request_id: bytes, extra: list | None = None) -> None:  # type: ignore[type-arg]
+    def _send(self, value: bytes, stream: str, source: bytes, request_id: bytes) -> None:
         received_at_ns = time.time_ns()
-        while not self.publisher.try_publish(value, stream, source, received_at_ns, request_id, extra):
+        while not self.publisher.try_publish(value, stream, source, received_at_ns, request_id):
             time.sleep(0.005)  # the queue is full: Kafka is behind, and history is not time critical
 
     def _acknowledged(self) -> None:
@@ -148,28 +149,11 @@ class Importer:
     def _archive_file(self, unit: Unit, state: StreamState) -> None:
         started = time.monotonic()
         resume_at = state.partial.get(unit.key, 0)
-        extra = _MICROSECOND if unit.microseconds else None
-        request_id = unit.file_name.encode()
         with self.archive.fetch(unit) as file:
             if resume_at:
                 log.info("resuming a file", extra={"file": f"{unit.file_name}.zip", "rows_acknowledged": resume_at})
                 self.summary.resumed_rows += resume_at
-            published = 0
-            row_number = 0
-            for row in rows(file):
-                row_number += 1
-                if row_number <= resume_at:
-                    continue
-                if not unit.whole_file:
-                    row_ms = row_time_ms(unit, row)
-                    if row_ms is not None and not unit.start_ms <= row_ms < unit.end_ms:
-                        continue
-                self._send(row, unit.stream_name, _ARCHIVE, request_id, extra)
-                published += 1
-                if row_number % self.settings.checkpoint_rows == 0:
-                    self._acknowledged()
-                    state.partial[unit.key] = row_number
-                    state.save()
+            published = self._publish_rows(unit, rows(file), resume_at, state)
             self._acknowledged()
         self._mark(unit, CoverageKind.HELD, unit.start_ms, unit.end_ms, Source.ARCHIVE)
         state.add_delivered(unit.start_ms, unit.end_ms)
@@ -187,6 +171,34 @@ class Importer:
             seconds=round(seconds, 3),
             rate=round(published / max(seconds, 1e-6)),
         )
+
+    def _publish_rows(self, unit: Unit, file_rows: Iterator[bytes], resume_at: int, state: StreamState) -> int:
+        """The file's rows after the first `resume_at`, within the asked period; a checkpoint every
+        checkpoint_rows rows (Kafka's acknowledgement first, then the state file)."""
+        extra = _MICROSECOND if unit.microseconds else None
+        # One key and header list for the whole file: the rows differ only in their value.
+        key, headers = self.publisher.addressing(
+            unit.stream_name, _ARCHIVE, time.time_ns(), unit.file_name.encode(), extra
+        )
+        whole, start_ms, end_ms = unit.whole_file, unit.start_ms, unit.end_ms
+        checkpoint = self.settings.checkpoint_rows
+        try_produce = self.publisher.try_produce
+        published = 0
+        for row_number, row in enumerate(file_rows, start=1):
+            if row_number <= resume_at:
+                continue
+            if not whole:
+                row_ms = row_time_ms(unit, row)
+                if row_ms is not None and not start_ms <= row_ms < end_ms:
+                    continue
+            while not try_produce(row, key, headers):
+                time.sleep(0.005)  # the queue is full: Kafka is behind
+            published += 1
+            if row_number % checkpoint == 0:
+                self._acknowledged()
+                state.partial[unit.key] = row_number
+                state.save()
+        return published
 
     # --- REST -----------------------------------------------------------------------------------
 
