@@ -243,7 +243,11 @@ async def run_import(settings: HistorySettings) -> int:
         log.error("another import holds the state directory", extra={"state_dir": str(settings.state_dir)})
         return EXIT_BAD_SETTINGS
     publisher = RawPublisher(settings.kafka_bootstrap_servers, settings.raw_topic, settings.buffer_max_messages)
-    rest = None if settings.source == "archive" else await _rest_history(settings, publisher)
+    try:
+        rest = None if settings.source == "archive" else await _rest_history(settings, publisher)
+    except Exception as error:  # the REST API unreachable, or refusing: nothing can be planned with it
+        log.error("REST API unavailable", extra={"rest_base_url": settings.rest_base_url, "error": repr(error)})
+        return EXIT_INCOMPLETE
     if isinstance(rest, int):
         return rest
     archive = ArchiveClient(
@@ -268,6 +272,7 @@ async def run_import(settings: HistorySettings) -> int:
             "rest_requests": rest.backfiller.requests if rest is not None else 0,
             "rest_429": rest.backfiller.rate_limited if rest is not None else 0,
             "archive_requests": archive.requests,
+            "archive_429": archive.rate_limited,
             "not_imported": summary.not_imported,
         },
     )

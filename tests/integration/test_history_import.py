@@ -331,3 +331,42 @@ def test_import_killed_mid_file_resumes_and_stores_each_trade_once(
     expected = expected_rows(f"data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-{DAY}.zip", trades_per_day)
     wait_until(lambda: len(stored_trades(stack, "BTCUSDT")) >= trades_per_day, 120, "every trade stored")
     assert stored_trades(stack, "BTCUSDT") == trade_columns(expected)
+
+
+def stored_klines_us(stack: HistoryStack, symbol: str, interval: str) -> list[list[str]]:
+    rows = stack.query(
+        "SELECT (extract(epoch FROM open_time) * 1000000)::bigint, open::text, high::text, low::text, close::text,"
+        " volume::text, (extract(epoch FROM close_time) * 1000000)::bigint, quote_volume::text, trade_count,"
+        " taker_buy_base_volume::text, taker_buy_quote_volume::text FROM klines"
+        " WHERE symbol = %s AND interval = %s ORDER BY open_time",
+        symbol,
+        interval,
+    )
+    return [[str(value) for value in row] for row in rows]
+
+
+def test_a_month_of_2025_comes_in_monthly_files_in_microseconds_through_429s(
+    database: dict[str, str], services: Services, tmp_path: Path
+) -> None:
+    stack = start_stack(services, database, tmp_path, {"FAKE_BINANCE_ARCHIVE_429_EVERY": "3"})
+    assert stack.run_history(symbols="ADABNB", streams="trade,kline_1h", start="2025-01-01", end="2025-02-01") == 0
+    assert summary_lines(stack)[-1]["archive_429"] > 0
+    log = stack.services.log_tail("history", 50)
+    assert "ADABNB-trades-2025-01.zip" in log and "ADABNB-1h-2025-01.zip" in log  # one file each, the month's
+    klines = expected_rows("data/spot/monthly/klines/ADABNB/1h/ADABNB-1h-2025-01.zip")
+    assert len(klines) == 31 * 24 and klines[0][6].endswith("999999")  # microseconds, as Binance writes them
+    wait_until(lambda: len(stored_klines_us(stack, "ADABNB", "1h")) == len(klines), 60, "the month's klines")
+    assert stored_klines_us(stack, "ADABNB", "1h") == [row[:11] for row in klines]
+    trades = expected_rows("data/spot/monthly/trades/ADABNB/ADABNB-trades-2025-01.zip")
+    rows = [[r[0], r[1], r[2], r[4], r[5]] for r in trades]
+
+    def stored() -> list[tuple[object, ...]]:
+        return stack.query(
+            "SELECT trade_id::text, price::text, quantity::text,"
+            " (extract(epoch FROM trade_time) * 1000000)::bigint::text,"
+            " CASE WHEN buyer_is_maker THEN 'True' ELSE 'False' END"
+            " FROM trades WHERE symbol = 'ADABNB' ORDER BY trade_id"
+        )
+
+    wait_until(lambda: len(stored()) == len(rows), 60, "the month's trades")
+    assert [list(row) for row in stored()] == rows
