@@ -27,11 +27,11 @@ class ProgressReport:
         self._tasks: dict[str, TaskID] = {}
         self._records: dict[str, int] = {}
         self._bytes: dict[str, int] = {}
-        self._started = time.monotonic()
+        self._started: dict[str, float] = {}
         if self.bar:
             self._progress = Progress(
                 TextColumn("{task.description:<22}"),
-                BarColumn(),
+                BarColumn(bar_width=24),
                 TextColumn(
                     "{task.fields[records]:>10,} records {task.fields[rate]:>8,.0f}/s {task.fields[mb]:>8.1f} MB"
                 ),
@@ -54,6 +54,7 @@ class ProgressReport:
     def add_stream(self, stream_name: str, period_ms: int) -> None:
         self._records[stream_name] = 0
         self._bytes[stream_name] = 0
+        self._started[stream_name] = time.monotonic()  # streams are imported one after another
         if self._progress is not None:
             self._tasks[stream_name] = self._progress.add_task(
                 stream_name, total=period_ms, records=0, rate=0.0, mb=0.0
@@ -64,7 +65,7 @@ class ProgressReport:
         self._records[stream_name] += records
         self._bytes[stream_name] += size_bytes
         if self._progress is not None:
-            elapsed = max(1e-6, time.monotonic() - self._started)
+            elapsed = max(1e-6, time.monotonic() - self._started[stream_name])
             self._progress.update(
                 self._tasks[stream_name],
                 advance=done_ms,

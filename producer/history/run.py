@@ -37,6 +37,10 @@ _MICROSECOND: list[tuple[str, str | bytes | None]] = [(Header.TIME_UNIT, b"MICRO
 _DRAIN_WAIT_S = 5.0
 
 
+class KafkaRefused(Exception):
+    """Kafka refused messages (no such topic, a message too large, ...): the import stops."""
+
+
 @dataclass
 class Summary:
     records: int = 0
@@ -87,7 +91,7 @@ class Importer:
         while self.publisher.drain(_DRAIN_WAIT_S) > 0:
             log.warning("waiting for Kafka to acknowledge", extra={"queued": self.publisher.queued})
         if self.publisher.failed or self.lost:
-            raise RuntimeError(f"Kafka refused {self.publisher.failed + self.lost} messages; see the log")
+            raise KafkaRefused(f"Kafka refused {self.publisher.failed + self.lost} messages (see the log above)")
 
     def _mark(self, unit: Unit, kind: CoverageKind, start_ms: int, end_ms: int, origin: str, detail: str = "") -> None:
         if start_ms >= end_ms:
@@ -257,7 +261,12 @@ async def run_import(settings: HistorySettings) -> int:
     with ProgressReport(settings.progress) as report:
         importer = Importer(settings, publisher, state, archive, rest, report)
         publisher.on_lost = lambda _value, _stream, _source: setattr(importer, "lost", importer.lost + 1)
-        summary = await importer.run(now_ms)
+        try:
+            summary = await importer.run(now_ms)
+        except KafkaRefused as error:
+            # Nothing unacknowledged was written to the state: a rerun starts where Kafka has it.
+            log.error("history import STOPPED", extra={"reason": str(error), "topic": settings.raw_topic})
+            return EXIT_INCOMPLETE
     seconds = time.monotonic() - started
     log.info(
         "history import finished" if summary.complete else "history import INCOMPLETE",
