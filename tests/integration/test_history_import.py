@@ -370,3 +370,47 @@ def test_a_month_of_2025_comes_in_monthly_files_in_microseconds_through_429s(
 
     wait_until(lambda: len(stored()) == len(rows), 60, "the month's trades")
     assert [list(row) for row in stored()] == rows
+
+
+def test_rest_import_killed_mid_way_resumes_after_its_last_acknowledged_page(
+    database: dict[str, str], services: Services, tmp_path: Path
+) -> None:
+    # Short pages, so that the import is still running when it is killed.
+    stack = start_stack(
+        services,
+        database,
+        tmp_path,
+        {"FAKE_BINANCE_HISTORY_TRADES_PER_DAY": "300000", "FAKE_BINANCE_REST_PAGE_CAP": "100"},
+    )
+    # 4,167 trades in 42 pages of weight 25: within the fake's 1,200 a minute at the whole share.
+    settings = {
+        "symbols": "BTCUSDT",
+        "streams": "trade",
+        "start": DAY,
+        "end": f"{DAY}T00:20",
+        "source": "rest",
+        "rest_weight_share": "1",
+    }
+    process = stack.services.start("history", stack.history_env(**settings), label="history-killed")
+    state_file = stack.state_dir / "btcusdt@trade.json"
+
+    def some_pages_done() -> bool:
+        return bool(state_file.exists() and json.loads(state_file.read_text())["delivered"])
+
+    wait_until(some_pages_done, 120, "the import to acknowledge some pages", interval_s=0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    [[_, delivered_to]] = json.loads(state_file.read_text())["delivered"]
+    end_ms = 1621641600000 + 20 * 60_000
+    assert 1621641600000 < delivered_to < end_ms
+
+    assert stack.run_history(**settings) == 0
+    expected = [
+        r
+        for r in expected_rows(f"data/spot/daily/trades/BTCUSDT/BTCUSDT-trades-{DAY}.zip", 300_000)
+        if int(r[4]) < end_ms
+    ]
+    # The rerun asked only for what was not acknowledged (from the last page's last millisecond on).
+    assert summary_lines(stack)[-1]["records"] <= sum(1 for r in expected if int(r[4]) >= delivered_to)
+    wait_until(lambda: len(stored_trades(stack, "BTCUSDT")) >= len(expected), 60, "every trade stored")
+    assert stored_trades(stack, "BTCUSDT") == trade_columns(expected)
