@@ -8,8 +8,9 @@ Layout, as Binance publishes it (github.com/binance/binance-public-data):
 each beside `<name>.zip.CHECKSUM`, the line `sha256sum` prints: "<64 hex digits>  <name>.zip".
 A zip holds one headerless CSV, `<name>.csv`; from 2025-01-01 on its times are microseconds.
 Monthly klines of a month are named `1mo` (case-insensitive file systems can't tell 1m from 1M).
-Daily files exist for the days before the fake's today, monthly ones for the months before its
-month. The fake keeps this module's layout apart from the importer's, as an independent check.
+Daily files exist for the days the fake's past holds (fake_binance/past.py: up to the day before
+yesterday), monthly ones for the months wholly in it. The fake keeps this module's layout apart
+from the importer's, as an independent check.
 """
 
 from __future__ import annotations

@@ -35,13 +35,18 @@ class PastDay:
 
 
 class PastMarket:
-    """Every symbol's trades on days before `today_ms`'s day (those after belong to live trading)."""
+    """Every symbol's trades on the days before yesterday (of `today_ms`).
+
+    Yesterday and today belong to live trading: a client's "the last hour" just after midnight
+    must find the live history, not a generated one. Yesterday is then also the day Binance's
+    archive has not published yet, as on a morning when the previous day's file is still being made.
+    """
 
     def __init__(self, info: ExchangeInfo, seed: int, trades_per_day: int, today_ms: int) -> None:
         self.info = info
         self.seed = seed
         self.trades_per_day = trades_per_day
-        self.end_ms = today_ms // DAY_MS * DAY_MS  # the first moment that is not past
+        self.end_ms = (today_ms // DAY_MS - 1) * DAY_MS  # the first moment that is not past: yesterday
         self._days: OrderedDict[tuple[str, int], PastDay] = OrderedDict()
 
     def is_past(self, time_ms: int) -> bool:
