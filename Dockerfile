@@ -22,7 +22,9 @@ RUN /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/python -m pip uninstall -y -q pip setuptools
 
 FROM ${PYTHON_IMAGE}
-RUN useradd --system --uid 10001 --no-create-home app
+# The history import's state directory, owned by the service user so that a volume there is writable.
+RUN useradd --system --uid 10001 --no-create-home app \
+    && mkdir -p /var/lib/binance-history && chown 10001 /var/lib/binance-history
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1
 WORKDIR /app

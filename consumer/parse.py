@@ -156,12 +156,21 @@ def parse_message(
     return row
 
 
+_REST_SOURCES = (Source.REST.encode(), Source.HISTORY.encode())
+_ARCHIVE_SOURCE = Source.ARCHIVE.encode()
+_COVERAGE_SOURCE = Source.COVERAGE.encode()
+
+
 def _parse(value: bytes, headers: Mapping[str, bytes]) -> Row | Skipped:
     unit_us = 1 if headers.get(Header.TIME_UNIT, b"").upper() == b"MICROSECOND" else 1000
-    rest = headers.get(Header.SOURCE) == Source.REST.encode()
+    source = headers.get(Header.SOURCE)
     stream_header = headers.get(Header.STREAM, b"").decode(errors="replace")
-    if rest:
+    if source in _REST_SOURCES:
         return _parse_rest(value, stream_header, unit_us, headers)
+    if source == _ARCHIVE_SOURCE:
+        return parse_archive_row(value, *_stream_kind(stream_header), unit_us)
+    if source == _COVERAGE_SOURCE:  # coverage markers are stored by their own handler; not market data
+        return Skipped("coverage_marker")
     if value.startswith(b'{"stream"'):  # a combined-stream frame as Binance lays it out
         envelope = _ENVELOPE.decode(value)
         return _parse_ws(bytes(envelope.data), envelope.stream, unit_us, headers)
@@ -333,7 +342,7 @@ def _parse_rest(value: bytes, stream: str, unit_us: int, headers: Mapping[str, b
             # REST also returns the kline still open; it is final only once its close time passed.
             close_time_us < _received_at_us(headers),
             None,
-            Source.REST,
+            Source.HISTORY if headers.get(Header.SOURCE) == _REST_SOURCES[1] else Source.REST,
         )
         _consistent_kline(row.interval, k[0], k[6], unit_us, k[1], k[2], k[3], k[4])
         return row
@@ -456,3 +465,7 @@ def _received_at_us(headers: Mapping[str, bytes]) -> int:
         return int(headers[Header.RECEIVED_AT_NS]) // 1000
     except (KeyError, ValueError):
         raise _Reject("missing_received_at", f"header {Header.RECEIVED_AT_NS!r} is missing or not an integer") from None
+
+
+# Last: archive rows build on this module's rows and rules.
+from consumer.archive_rows import parse_archive_row  # noqa: E402

@@ -41,8 +41,22 @@ _TRADE_FRAME = re.compile(
 # E, s, t, p, q, T, m as COPY_COLUMNS orders them.
 _LINE = b"%b000\t%b\t%b\t%b\t%b\t%b000\t%b\n"
 _FIELDS = (2, 3, 4, 5, 6, 7, 8)
-_REST = Source.REST.encode()
-_TIME_UNIT, _SOURCE = Header.TIME_UNIT, Header.SOURCE
+_REST, _ARCHIVE = Source.REST.encode(), Source.ARCHIVE.encode()
+_TIME_UNIT, _SOURCE, _STREAM = Header.TIME_UNIT, Header.SOURCE, Header.STREAM
+
+# A data.binance.vision trades row (consumer/archive_rows.py): id,price,qty,quoteQty,time,
+# isBuyerMaker,isBestMatch. Times are ms (below 10^14, as above) or, in files marked MICROSECOND,
+# us (below 10^17: before year 5138).
+_BOOLEAN = rb"(?:True|False|true|false)"
+_ARCHIVE_ROW = (
+    rb"(0|[1-9][0-9]{0,17})," + _POSITIVE + rb"," + _POSITIVE + rb",(?:" + DECIMAL_TEXT_PATTERN.encode() + rb"),"
+)
+_ARCHIVE_TRADE_MS = re.compile(_ARCHIVE_ROW + _TIME_MS + rb",(" + _BOOLEAN + rb")," + _BOOLEAN)
+_ARCHIVE_TRADE_US = re.compile(_ARCHIVE_ROW + rb"(0|[1-9][0-9]{0,16}),(" + _BOOLEAN + rb")," + _BOOLEAN)
+_ARCHIVE_STREAM = re.compile(rb"(" + _SYMBOL.lower() + rb"|" + _SYMBOL + rb")@trade")
+# No event time; symbol, id, price, qty, time (with the unit's zeros), maker.
+_ARCHIVE_LINE = b"\\N\t%b\t%b\t%b\t%b\t%b%b\t%b\n"
+_MAKER = {b"True": b"true", b"true": b"true", b"False": b"false", b"false": b"false"}
 
 
 def from_frame(
@@ -61,6 +75,8 @@ def from_frame(
     else:
         pairs = headers or ()
     for name, data in pairs:
+        if name == _SOURCE and data == _ARCHIVE:
+            return _from_archive_row(value, pairs, known_symbols)
         if name == _TIME_UNIT or (name == _SOURCE and data == _REST):
             return None
     match = _TRADE_FRAME.fullmatch(value)
@@ -70,6 +86,42 @@ def from_frame(
     if known_symbols is not None and fields[1] not in known_symbols:
         return None
     return _LINE % fields
+
+
+def _from_archive_row(
+    value: bytes, pairs: Iterable[tuple[str, object]], known_symbols: Container[bytes] | None
+) -> bytes | None:
+    """The COPY line of an archive trades row the general parser would accept, else None."""
+    stream: object = None
+    microseconds = False
+    for name, data in pairs:
+        if name == _STREAM:
+            stream = data
+        elif name == _TIME_UNIT:
+            if data != b"MICROSECOND":
+                return None
+            microseconds = True
+    if not isinstance(stream, bytes):
+        return None
+    named = _ARCHIVE_STREAM.fullmatch(stream)
+    if named is None:
+        return None
+    symbol = named[1].upper()
+    if known_symbols is not None and symbol not in known_symbols:
+        return None
+    match = (_ARCHIVE_TRADE_US if microseconds else _ARCHIVE_TRADE_MS).fullmatch(value)
+    if match is None:
+        return None
+    trade_id, price, quantity, trade_time, maker = match.groups()
+    return _ARCHIVE_LINE % (
+        symbol,
+        trade_id,
+        price,
+        quantity,
+        trade_time,
+        b"" if microseconds else b"000",
+        _MAKER[maker],
+    )
 
 
 def from_row(row: TradeRow) -> bytes:

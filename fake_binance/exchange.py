@@ -22,6 +22,7 @@ from fake_binance.faults import Faults
 from fake_binance.history import SymbolHistory
 from fake_binance.klines import Kline, KlineAccumulator
 from fake_binance.market import AggTrade, BookTop, Fill, RandomWalkMarket, Trade, reference_price
+from fake_binance.past import PastMarket
 from fake_binance.settings import FakeBinanceSettings
 
 log = logging.getLogger("fake_binance.exchange")
@@ -92,6 +93,8 @@ class Exchange:
             for symbol in settings.symbol_list
         }
         self.histories: dict[str, SymbolHistory] = {s: SymbolHistory(s) for s in info.symbols}
+        # Days before today: generated on demand, for the archive and REST history of past dates.
+        self.past = PastMarket(info, settings.seed, settings.history_trades_per_day, self.clock.now_ms())
         self.trading_started = asyncio.Event()
         self.market_done = asyncio.Event()
         self._first_subscription = asyncio.Event()

@@ -26,6 +26,7 @@ REFERENCE_PRICES: dict[str, str] = {
     "XRPBTC": "0.00002050",
     "ADAUSDT": "2.180",
     "ADABTC": "0.00003900",
+    "ADABNB": "0.0053000",
     "SOLUSDT": "150.00",
     "DOTUSDT": "32.00",
     "DOGEUSDT": "0.2300",
@@ -124,7 +125,7 @@ class RandomWalkMarket:
     def __init__(
         self,
         rules: SymbolRules,
-        seed: int,
+        seed: int | str,
         first_trade_id: int = 1,
         first_agg_id: int = 1,
         first_update_id: int = 1,

@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from fake_binance import klines as kl
 from fake_binance import wire
+from fake_binance.archive import ArchiveFiles, checksum_line, is_published, parse_path
 from fake_binance.exchange import Exchange
 from fake_binance.faults import DROP_MODES, MALFORMED_MODES
 from fake_binance.ws_server import StreamServer
@@ -215,6 +216,7 @@ def create_app(exchange: Exchange, streams: StreamServer | None = None) -> Starl
     meter = WeightMeter(exchange.info.request_weight_limit())
     rules = exchange.info.rules
     faults = exchange.faults
+    past = exchange.past
 
     def endpoint(weight: int | Callable[[Params], int], handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
@@ -287,6 +289,8 @@ def create_app(exchange: Exchange, streams: StreamServer | None = None) -> Starl
         limit = page(params)
         from_id = params.unsigned("fromId")
         history = exchange.histories[symbol]
+        if from_id is not None and past.is_past_id(from_id):
+            return [wire.rest_trade(t, rules[symbol], scale) for t in past.trades_from_id(symbol, from_id, limit)]
         found = history.recent_trades(limit) if from_id is None else history.trades_from_id(from_id, limit)
         return [wire.rest_trade(t, rules[symbol], scale) for t in found]
 
@@ -299,7 +303,12 @@ def create_app(exchange: Exchange, streams: StreamServer | None = None) -> Starl
         # fromId cannot be combined with a time range (Binance dropped that combination in 2024).
         if from_id is not None and (start is not None or end is not None):
             raise _bad_combination()
-        found = exchange.histories[symbol].agg_trades_query(from_id, start, end, limit)
+        if from_id is not None and past.is_past_id(from_id):
+            found = past.agg_trades_from_id(symbol, from_id, limit)
+        elif from_id is None and start is not None and past.is_past(start):
+            found = past.agg_trades_query(symbol, start, end, limit)
+        else:
+            found = exchange.histories[symbol].agg_trades_query(from_id, start, end, limit)
         return [wire.rest_agg_trade(a, rules[symbol], scale) for a in found]
 
     def klines(_request: Request, params: Params, scale: int) -> Any:
@@ -311,6 +320,9 @@ def create_app(exchange: Exchange, streams: StreamServer | None = None) -> Starl
         limit = page(params)
         if start is not None and end is not None and start > end:
             return []
+        if start is not None and offset == 0 and past.is_past(start):
+            found = past.klines_query(symbol, interval, start, end, limit)
+            return [wire.rest_kline_row(k, rules[symbol], scale) for k in found]
         found = exchange.histories[symbol].klines_query(interval, start, end, limit, exchange.clock.now_ms(), offset)
         return [wire.rest_kline_row(k, rules[symbol], scale) for k in found]
 
@@ -337,9 +349,53 @@ def create_app(exchange: Exchange, streams: StreamServer | None = None) -> Starl
         Route("/api/v3/klines", endpoint(2, klines)),
         Route("/api/v3/uiKlines", endpoint(2, klines)),
         Route("/api/v3/ticker/price", endpoint(ticker_weight, ticker_price)),
+        *archive_routes(exchange),
         *control_routes(exchange, streams),
     ]
     return Starlette(routes=routes)
+
+
+# --- data.binance.vision: the archive's files (fake_binance/archive.py), on the same port ----------
+
+_NO_SUCH_KEY = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>NoSuchKey</Code>'
+    "<Message>The specified key does not exist.</Message></Error>"
+)
+
+
+def archive_routes(exchange: Exchange) -> list[Route]:
+    files = ArchiveFiles(exchange.past)
+    settings = exchange.settings
+    faults = exchange.faults
+    requests_seen = 0
+
+    def answer(path: str) -> Response:
+        nonlocal requests_seen
+        requests_seen += 1
+        every = settings.archive_429_every
+        if every and requests_seen % every == 0:
+            return Response("rate limited", status_code=429, headers={"Retry-After": str(settings.rest_retry_after_s)})
+        parsed = parse_path(path)
+        if parsed is None:
+            return Response(_NO_SUCH_KEY, status_code=404, media_type="application/xml")
+        file, wants_checksum = parsed
+        rules = exchange.info.rules.get(file.symbol)
+        if rules is None or not is_published(file, exchange.past) or file.matches(settings.archive_missing_list):
+            return Response(_NO_SUCH_KEY, status_code=404, media_type="application/xml")
+        data = files.zip_bytes(file, rules)
+        if wants_checksum:
+            digested = data + b"tampered" if file.matches(settings.archive_bad_checksum_list) else data
+            return Response(checksum_line(digested, f"{file.name}.zip"), media_type="text/plain")
+        if file.matches(settings.archive_truncated_list):
+            data = data[: len(data) // 2]
+        return Response(data, media_type="application/zip")
+
+    async def serve(request: Request) -> Response:
+        response = answer(request.url.path)
+        faults.log_request(request.url.path, request.url.query, response.status_code)
+        return response
+
+    return [Route("/data/{path:path}", serve, methods=["GET"])]
 
 
 # --- /fake/: run-time control of the misbehaviours (not Binance paths) -------------------------

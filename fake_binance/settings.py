@@ -52,6 +52,13 @@ class FakeBinanceSettings(BaseSettings):
     rest_429_every: int = Field(0, ge=0, description="answer 1 in N REST requests with 429 (0: never)")
     rest_retry_after_s: int = Field(1, ge=0, description="Retry-After of forced 429/418 answers")
     rest_page_cap: int = Field(0, ge=0, description="at most N rows per REST page whatever the limit (0: no cap)")
+    history_trades_per_day: int = Field(
+        2000, ge=1, le=10_000_000, description="trades per symbol on every past day (REST history and the archive)"
+    )
+    archive_missing: str = Field("", description="archive files (names or dates, comma-separated) answered 404")
+    archive_bad_checksum: str = Field("", description="archive files whose .CHECKSUM names another digest")
+    archive_truncated: str = Field("", description="archive files served cut short (their CHECKSUM is the whole's)")
+    archive_429_every: int = Field(0, ge=0, description="answer 1 in N archive requests with 429 (0: never)")
     halted_symbols: str = Field("", description="comma-separated symbols listed with status BREAK")
     log_level: str = Field("INFO", description="logging level")
 
@@ -68,6 +75,22 @@ class FakeBinanceSettings(BaseSettings):
         if value not in ("truncate", "garbage"):
             raise ValueError("malformed_mode must be truncate or garbage")
         return value
+
+    @staticmethod
+    def _entries(value: str) -> tuple[str, ...]:
+        return tuple(entry.strip() for entry in value.split(",") if entry.strip())
+
+    @property
+    def archive_missing_list(self) -> tuple[str, ...]:
+        return self._entries(self.archive_missing)
+
+    @property
+    def archive_bad_checksum_list(self) -> tuple[str, ...]:
+        return self._entries(self.archive_bad_checksum)
+
+    @property
+    def archive_truncated_list(self) -> tuple[str, ...]:
+        return self._entries(self.archive_truncated)
 
     @property
     def halted_symbol_list(self) -> tuple[str, ...]:

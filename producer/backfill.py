@@ -126,13 +126,20 @@ class BinanceRest:
         return page
 
     def agg_trades(
-        self, symbol: str, limit: int, from_id: int | None = None, start_time: int | None = None
+        self,
+        symbol: str,
+        limit: int,
+        from_id: int | None = None,
+        start_time: int | None = None,
+        end_time: int | None = None,
     ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"symbol": symbol, "limit": limit}
         if from_id is not None:
             params["fromId"] = from_id
         if start_time is not None:
             params["startTime"] = start_time
+        if end_time is not None:
+            params["endTime"] = end_time
         page: list[dict[str, Any]] = self.client.get_aggregate_trades(**params)
         return page
 

@@ -119,22 +119,54 @@ class RawPublisher:
 
     def try_publish_rest(self, value: bytes, stream: str, received_at_ns: int, request_id: bytes) -> bool:
         """One REST record; False when the buffer is full (the caller waits and tries again)."""
+        if not self.try_publish(value, stream, _SOURCE_REST, received_at_ns, request_id, self._time_unit_header):
+            return False
+        self.produced_rest[stream] += 1
+        return True
+
+    def try_publish(
+        self,
+        value: bytes,
+        stream: str,
+        source: bytes,
+        received_at_ns: int,
+        request_id: bytes,
+        extra_headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> bool:
+        """One message of any source (REST, a history import, a coverage marker); False when the
+        buffer is full (the caller waits and tries again: such messages are not time critical)."""
+        key, headers = self.addressing(stream, source, received_at_ns, request_id, extra_headers)
+        return self.try_produce(value, key, headers)
+
+    def addressing(
+        self,
+        stream: str,
+        source: bytes,
+        received_at_ns: int,
+        request_id: bytes,
+        extra_headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> tuple[bytes | None, list[tuple[str, str | bytes | None]]]:
+        """The key and headers of a message; one pair serves every row of a file."""
         key, stream_header = self._stream_key(stream)
         headers: list[tuple[str, str | bytes | None]] = [
             (Header.STREAM, stream_header),
-            (Header.SOURCE, _SOURCE_REST),
+            (Header.SOURCE, source),
             (Header.RECEIVED_AT_NS, str(received_at_ns).encode()),
             (Header.CONNECTION_ID, request_id),
-            *self._time_unit_header,
+            *(extra_headers or ()),
         ]
+        return key, headers
+
+    def try_produce(self, value: bytes, key: bytes | None, headers: list[tuple[str, str | bytes | None]]) -> bool:
         try:
             self._producer.produce(self.topic, value, key, headers=headers)
         except BufferError:
             self.poll()
             return False
         self.produced += 1
-        self.produced_rest[stream] += 1
         self._unpolled += 1
+        if self._unpolled >= _POLL_EVERY:
+            self.poll()
         return True
 
     # --- accounting -----------------------------------------------------------------------------
@@ -218,6 +250,12 @@ class RawPublisher:
     @property
     def kafka_down(self) -> bool:
         return self._kafka_down
+
+    def drain(self, timeout_s: float) -> int:
+        """Waits for outstanding deliveries, quietly; returns how many are still undelivered."""
+        self._unpolled = 0
+        remaining: int = self._producer.flush(timeout_s)
+        return remaining
 
     def flush(self, timeout_s: float) -> int:
         """Waits for outstanding deliveries; returns how many are still undelivered."""

@@ -19,6 +19,7 @@ import compose_local  # noqa: E402
 PYTHON_SERVICES = {
     "init": "bootstrap.settings:BootstrapSettings",
     "producer": "producer.settings:ProducerSettings",
+    "history": "producer.history.settings:HistorySettings",
     "consumer": "consumer.settings:ConsumerSettings",
     "api": "api.settings:ApiSettings",
     "fake-binance": "fake_binance.settings:FakeBinanceSettings",

@@ -206,3 +206,73 @@ def test_patterns_refuse_a_trailing_newline() -> None:
     assert re.search(r"^[0-9]$", "1\n") is not None
     assert not matches(DecimalText, "1.5\n") and matches(DecimalText, "1.5")
     assert not matches(Symbol, "BTCUSDT\n") and matches(Symbol, "BTCUSDT")
+
+
+# --- archive trade rows (source `archive`) --------------------------------------------------------
+
+ARCHIVE_ROW = b"1000000037538001,0.00530100,188.80000000,1.00082880,1621641600000,True,True"
+ARCHIVE_HEADERS: list[dict[str, bytes | None]] = [
+    {"stream": b"bnbbtc@trade", "source": b"archive"},
+    {"stream": b"BNBBTC@trade", "source": b"archive", "received_at_ns": b"1"},
+    {"stream": b"bnbbtc@trade", "source": b"archive", "time_unit": b"MICROSECOND"},
+    {"stream": b"bnbbtc@trade", "source": b"archive", "time_unit": b"MILLISECOND"},
+    {"stream": b"bnbbtc@aggTrade", "source": b"archive"},
+    {"stream": b"bnb-btc@trade", "source": b"archive"},
+    {"source": b"archive"},
+]
+
+
+def assert_archive_row_decided_like_the_general_parser(value: bytes) -> bytes | None:
+    taken = None
+    for headers in ARCHIVE_HEADERS:
+        for known in KNOWN:
+            known_bytes = None if known is None else frozenset(symbol.encode() for symbol in known)
+            line = trade_lines.from_frame(value, list(headers.items()), known_bytes)
+            if line is None:
+                continue
+            general = parse_message(value, {k: v for k, v in headers.items() if v is not None}, known)
+            assert isinstance(general, TradeRow), (value, headers, known, general)
+            assert fields(line) == fields(trade_lines.from_row(general))
+            taken = line
+    return taken
+
+
+archive_fields = st.lists(
+    st.one_of(
+        st.sampled_from([b"", b"0", b"00", b"1", b"0.0", b"True", b"false", b"TRUE", b"1e5", b"-1"]),
+        st.binary(max_size=6),
+    ),
+    min_size=1,
+    max_size=9,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(columns=archive_fields)
+def test_hot_path_decides_archive_rows_like_the_general_parser(columns: list[bytes]) -> None:
+    assert_archive_row_decided_like_the_general_parser(b",".join(columns))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    trade_id=st.integers(0, 10**18 - 1),
+    price=decimals,
+    quantity=decimals,
+    quote=st.from_regex(r"\A[0-9]{1,40}(\.[0-9]{1,30})?\Z"),
+    trade_time=st.integers(0, 10**14 - 1),
+    maker=st.sampled_from(["True", "False"]),
+)
+def test_valid_archive_rows_take_the_hot_path(
+    trade_id: int, price: str, quantity: str, quote: str, trade_time: int, maker: str
+) -> None:
+    value = f"{trade_id},{price},{quantity},{quote},{trade_time},{maker},True".encode()
+    assert trade_lines.from_frame(value, ARCHIVE_HEADERS[0], None) is not None
+    assert assert_archive_row_decided_like_the_general_parser(value) is not None
+
+
+def test_an_archive_row_becomes_its_copy_line() -> None:
+    line = trade_lines.from_frame(ARCHIVE_ROW, ARCHIVE_HEADERS[0], frozenset({b"BNBBTC"}))
+    assert line == b"\\N\tBNBBTC\t1000000037538001\t0.00530100\t188.80000000\t1621641600000000\ttrue\n"
+    microseconds = ARCHIVE_ROW.replace(b"1621641600000", b"1621641600000123")
+    line = trade_lines.from_frame(microseconds, ARCHIVE_HEADERS[2], None)
+    assert line is not None and line.split(b"\t")[5] == b"1621641600000123"
