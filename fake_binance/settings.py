@@ -56,7 +56,9 @@ class FakeBinanceSettings(BaseSettings):
     halted_symbols: str = Field("", description="comma-separated symbols listed with status BREAK")
     # --- whole-market mode (FAKE_BINANCE_MARKET=all): every symbol of the full recorded exchangeInfo ---
     market: Literal["symbols", "all"] = Field(
-        "symbols", description="symbols: trade FAKE_BINANCE_SYMBOLS; all: every TRADING symbol of the full exchangeInfo"
+        "symbols",
+        description="symbols: trade FAKE_BINANCE_SYMBOLS; all (or SYMBOLS=ALL): every TRADING symbol of the full"
+        " recorded exchangeInfo",
     )
     market_trades_per_second: float = Field(1000.0, gt=0, description="whole market: trades per second in all")
     market_top_trades_per_second: float = Field(
@@ -114,7 +116,8 @@ class FakeBinanceSettings(BaseSettings):
 
     @property
     def whole_market(self) -> bool:
-        return self.market == "all"
+        # SYMBOLS=ALL, which compose gives the producer and the fake alike, means the whole market here too.
+        return self.market == "all" or self.symbol_list == ("ALL",)
 
     @property
     def history_window_ms(self) -> int:
