@@ -429,10 +429,14 @@ class Exchange:
             if rules[symbol].status != "TRADING":
                 continue
             market = self.markets[symbol]
-            if pacer.due(elapsed_s, factor) and not (cap and self.trades_emitted[symbol] >= cap):
+            if pacer.due(elapsed_s, factor):
                 # Whole fills, their sizes drawn as always; the credit may go below 0 and is paid back.
                 while pacer.credit >= 1:
-                    fill = market.next_fill(now_ms)
+                    remaining = cap - self.trades_emitted[symbol] if cap else None
+                    if remaining is not None and remaining <= 0:
+                        pacer.credit = 0.0
+                        break
+                    fill = market.next_fill(now_ms, max_trades=remaining)
                     self.emit_fill(fill)
                     pacer.spend(len(fill.trades))
             books = self.book_pacers[symbol]
