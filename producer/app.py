@@ -159,18 +159,19 @@ async def _poll_kafka(publisher: RawPublisher, heartbeat: Heartbeat) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _lookback(settings: ProducerSettings, symbols: list[str], backfiller: Backfiller) -> None:
+async def _lookback(
+    settings: ProducerSettings, symbols: list[str], backfiller: Backfiller, seconds: float | None = None
+) -> None:
     started = time.monotonic()
+    seconds = settings.backfill if seconds is None else seconds
     try:
-        await backfiller.lookback(
-            symbols, settings.stream_types, settings.kline_intervals() or ["1m"], settings.backfill
-        )
+        await backfiller.lookback(symbols, settings.stream_types, settings.kline_intervals() or ["1m"], seconds)
     except Exception as error:
         log.error("lookback backfill failed", extra={"error": repr(error)})
         return
     log.info(
         "lookback backfill done",
-        extra={"seconds": settings.backfill, "took_s": round(time.monotonic() - started, 1)},
+        extra={"seconds": seconds, "symbols": len(symbols), "took_s": round(time.monotonic() - started, 1)},
     )
 
 
@@ -250,7 +251,16 @@ async def run(settings: ProducerSettings) -> int:
             info: Mapping[str, Any] = await backfiller.call("exchangeInfo", rest.exchange_info)
             return info
 
-        follower = MarketFollower(settings, shards, new_shard, read_exchange_info, ingest.track)
+        lookbacks: set[asyncio.Task[None]] = set()
+
+        def fetch_since_listing(listed: list[str]) -> None:
+            # Twice the refresh period: the listing happened at most one period before we saw it.
+            lookback_s = 2 * settings.exchange_info_refresh_s + 10
+            task = asyncio.create_task(_lookback(settings, listed, backfiller, lookback_s), name="lookback-listed")
+            lookbacks.add(task)
+            task.add_done_callback(lookbacks.discard)
+
+        follower = MarketFollower(settings, shards, new_shard, read_exchange_info, ingest.track, fetch_since_listing)
         tasks.append(asyncio.create_task(follower.run(), name="follow-market"))
     tasks.append(asyncio.create_task(backfiller.run(), name="backfill"))
     tasks.append(asyncio.create_task(_poll_kafka(publisher, Heartbeat(settings.heartbeat_path)), name="kafka-poll"))

@@ -3,7 +3,8 @@
 exchangeInfo is read again every PRODUCER_EXCHANGE_INFO_REFRESH_S. A symbol newly TRADING (listed,
 or back from a halt) has its streams added to a connection with room for all of them (SUBSCRIBE on
 the live connection), else to a new connection; a symbol no longer TRADING (HALT, BREAK, delisted)
-has its streams removed (UNSUBSCRIBE). Live changes rather than reconnecting: a connection's other
+has its streams removed (UNSUBSCRIBE). What a newly TRADING symbol traded before its subscription
+(at most a refresh period) is fetched over REST. Live changes rather than reconnecting: a connection's other
 streams go on without a gap, and no connection attempts are spent (Binance allows 300 in 5 minutes).
 """
 
@@ -42,6 +43,7 @@ class MarketFollower:
         new_shard: Callable[[int, list[str]], Shard],
         read_exchange_info: Callable[[], Awaitable[Mapping[str, Any]]],
         on_streams_added: Callable[[list[str]], None],
+        on_listed: Callable[[list[str]], None] = lambda _symbols: None,
     ) -> None:
         self.settings = settings
         # Shared with the stats line and the metrics, which read it: shards are only ever appended.
@@ -49,6 +51,7 @@ class MarketFollower:
         self.new_shard = new_shard
         self.read_exchange_info = read_exchange_info
         self.on_streams_added = on_streams_added
+        self.on_listed = on_listed
         self.symbols: dict[str, Shard] = {}
         for shard in shards:
             for stream in shard.streams:
@@ -88,12 +91,12 @@ class MarketFollower:
         await self._add(new)
 
     async def _remove(self, symbols: list[str]) -> None:
+        self.halted += len(symbols)
         by_shard: dict[Shard, list[str]] = {}
         for symbol in symbols:
             by_shard.setdefault(self.symbols.pop(symbol), []).extend(self.settings.symbol_streams(symbol))
         for shard, streams in by_shard.items():
             await shard.change(add=[], remove=streams)
-        self.halted += len(symbols)
 
     async def _add(self, symbols: list[str]) -> None:
         if not symbols:
@@ -113,6 +116,8 @@ class MarketFollower:
             self._note(shard, streams)
             self._start(shard)
         self.listed += len(symbols)
+        # Its first trades may be older than our subscription (up to a refresh period): fetched over REST.
+        self.on_listed(symbols)
 
     def _note(self, shard: Shard, streams: list[str]) -> None:
         for stream in streams:
