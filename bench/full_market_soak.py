@@ -84,28 +84,23 @@ def tree_usage(pid: int, children: dict[int, list[int]]) -> tuple[float, int]:
     return cpu_s, rss_kb
 
 
-def stack_pids(stack_dir: str) -> dict[str, int]:
-    """The stack's Kafka broker and PostgreSQL postmaster: the processes whose command line names the
-    stack directory (the stack's own, so another checkout's stack is not counted)."""
+def stack_pids(stack_dir: str, pg_port: str) -> dict[str, int]:
+    """The stack's Kafka broker (its command line names the stack directory) and PostgreSQL
+    postmaster (scripts/stack.sh names its cluster stack<PG_PORT>): this stack's, not another's."""
     found: dict[str, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
-            parent = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
         line = b" ".join(argv).decode(errors="replace")
-        if stack_dir not in line:
-            continue
-        if "kafka" in line and "java" in argv[0].decode(errors="replace"):
+        if stack_dir in line and "kafka" in line and argv[0].endswith(b"java"):
             found.setdefault("kafka", int(entry))
-        elif argv[0].endswith(b"postgres") and "postgres" not in found:
-            # The postmaster, not a backend: its parent is not a postgres process.
-            parent_argv = Path(f"/proc/{parent}/cmdline").read_bytes() if Path(f"/proc/{parent}").exists() else b""
-            if not parent_argv.split(b"\0")[0].endswith(b"postgres"):
-                found["postgres"] = int(entry)
+        elif argv[0].endswith(b"/postgres") and f"/stack{pg_port} " in line:
+            # The postmaster: its backends rename themselves ("postgres: 15/stack…: …").
+            found.setdefault("postgres", int(entry))
     return found
 
 
@@ -225,7 +220,7 @@ class Soak:
         self.pids["producer"] = self.services.start(
             "producer", {"PRODUCER_RAW_TOPIC": raw_topic, "PRODUCER_METRICS_PORT": str(producer_port)}
         ).pid
-        self.pids.update(stack_pids(self.stack_env["STACK_DIR"]))
+        self.pids.update(stack_pids(self.stack_env["STACK_DIR"], self.stack_env["PG_PORT"]))
         self._wait(lambda: self.fake_state()["market_opened_at"], 60, "the market to open")
         self.opened_at = float(self.fake_state()["market_opened_at"])
 
@@ -362,8 +357,11 @@ class Soak:
                 if cursor.fetchone()[0] is None:
                     continue
                 # Partitions, indexes and TOAST included, whether the table is partitioned or not.
+                # pg_partition_tree lists nothing for a plain table: then the table's own size.
                 cursor.execute(
-                    "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree(%s)", (table,)
+                    "SELECT coalesce((SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree(%s)),"
+                    " pg_total_relation_size(%s))",
+                    (table, table),
                 )
                 sizes[table] = int(cursor.fetchone()[0])
         return sizes
