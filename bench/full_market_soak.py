@@ -225,7 +225,7 @@ class Soak:
         self.opened_at = float(self.fake_state()["market_opened_at"])
 
     def fake_state(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.fake_url + "/fake/state", timeout=10) as response:
+        with urllib.request.urlopen(self.fake_url + "/fake/state", timeout=30) as response:
             state: dict[str, Any] = json.loads(response.read())
         return state
 
@@ -467,17 +467,26 @@ def main() -> int:
         time.sleep(args.warmup_s)
         disk_start = soak.table_bytes()
         soak.run()
+        samples_out = ARTIFACTS / "soak" / "full_market_samples.json"
+        samples_out.parent.mkdir(parents=True, exist_ok=True)
+        samples_out.write_text(json.dumps([vars(sample) for sample in soak.samples]))
         disk_end = soak.table_bytes()
         hours = (soak.samples[-1].at - soak.samples[0].at) / 3600
+        try:
+            fake = {k: v for k, v in soak.fake_state().items() if not isinstance(v, (dict, list))}
+        except OSError as error:
+            fake = {"error": repr(error)}
+        # What needs only the database is computed with the services stopped: no load beside it.
+        services.stop_all()
         figures = {
             "minutes": args.minutes,
             "settings": {k: v for k, v in vars(args).items() if k not in ("stack_env", "keep")},
             "rates": soak.rates(),
             "lag": soak.lag(),
-            "latency": soak.latency(),
             "usage": soak.usage(),
             "disk": disk_figures(disk_start, disk_end, hours),
-            "fake": {k: v for k, v in soak.fake_state().items() if not isinstance(v, (dict, list))},
+            "fake": fake,
+            "latency": soak.latency(),
         }
     finally:
         services.stop_all()
