@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
@@ -20,15 +21,28 @@ from fake_binance import streams, wire
 from fake_binance.exchange_info import ExchangeInfo, SymbolRules
 from fake_binance.faults import Faults
 from fake_binance.history import SymbolHistory
-from fake_binance.klines import Kline, KlineAccumulator
-from fake_binance.market import AggTrade, BookTop, Fill, RandomWalkMarket, Trade, reference_price
+from fake_binance.klines import Kline, KlineAccumulator, empty_kline
+from fake_binance.market import FILL_WEIGHTS, AggTrade, BookTop, Fill, RandomWalkMarket, Trade, reference_price
 from fake_binance.past import PastMarket
 from fake_binance.settings import FakeBinanceSettings
+from fake_binance.whole_market import (
+    WHOLE_MARKET_FILL_WEIGHTS,
+    BurstSchedule,
+    Pacer,
+    book_rates,
+    fills_per_trade,
+    trade_rates,
+)
 
 log = logging.getLogger("fake_binance.exchange")
 
 # Binance pushes 1s klines every second and every other interval every 2 seconds.
 KLINE_PUSH_PERIOD_MS = 2000
+# A symbol listed or resumed while running trades this often unless told otherwise.
+DEFAULT_LISTED_TRADES_PER_SECOND = 1.0
+STATUSES = ("TRADING", "HALT", "BREAK")
+# How often old REST history is forgotten (history_keep_s).
+_HISTORY_TRIM_PERIOD_S = 10.0
 
 
 class Clock:
@@ -74,37 +88,106 @@ class Exchange:
         self.settings = settings
         self.info = info
         self.clock = clock or Clock()
-        unknown = [s for s in settings.symbol_list if s not in info.rules]
-        if unknown:
-            raise ValueError(f"symbols not in exchangeInfo: {', '.join(unknown)}")
+        if not settings.whole_market:
+            unknown = [s for s in settings.symbol_list if s not in info.rules]
+            if unknown:
+                raise ValueError(f"symbols not in exchangeInfo: {', '.join(unknown)}")
         # A demo's database outlives the fake: ids that started at 1 again would all be taken as
         # stored already, and the demo would look frozen after a restart.
-        first_trade, first_other = settings.first_trade_id, 1
+        self._first_trade_id, self._first_other_id = settings.first_trade_id, 1
         if settings.ids_from_clock:
-            first_trade = first_other = time.time_ns() // 1_000_000
-        self.markets: dict[str, RandomWalkMarket] = {
-            symbol: RandomWalkMarket(
-                info.rules[symbol],
-                settings.seed,
-                first_trade_id=first_trade,
-                first_agg_id=first_other,
-                first_update_id=first_other,
-            )
-            for symbol in settings.symbol_list
-        }
+            self._first_trade_id = self._first_other_id = time.time_ns() // 1_000_000
+        # The whole market keeps a market for every listed symbol, so a halted one can resume.
+        traded = info.symbols if settings.whole_market else settings.symbol_list
+        self.markets: dict[str, RandomWalkMarket] = {symbol: self._new_market(symbol) for symbol in traded}
         self.histories: dict[str, SymbolHistory] = {s: SymbolHistory(s) for s in info.symbols}
         # Days before today: generated on demand, for the archive and REST history of past dates.
         self.past = PastMarket(info, settings.seed, settings.history_trades_per_day, self.clock.now_ms())
+        self.bursts = BurstSchedule(
+            settings.market_burst_factor,
+            settings.market_burst_s,
+            settings.market_burst_every_s,
+            settings.market_first_burst_s,
+        )
+        self.burst_factor = 1.0
+        self.market_opened_at: float | None = None  # time.time() when trading began
+        self.trade_pacers: dict[str, Pacer] = {}
+        self.book_pacers: dict[str, Pacer] = {}
+        if settings.whole_market:
+            self._plan_whole_market()
+        self._traders: set[asyncio.Task[None]] = set()
         self.trading_started = asyncio.Event()
         self.market_done = asyncio.Event()
         self._first_subscription = asyncio.Event()
         self._subscribers: dict[str, set[Subscriber]] = {}
-        self._accumulators: dict[tuple[str, str], KlineAccumulator] = {}
+        # symbol -> interval -> the open kline: a trade feeds only its own symbol's klines.
+        self._accumulators: dict[str, dict[str, KlineAccumulator]] = {}
         self._record: IO[str] | None = None
         # Recorded traffic carries its own old times: klines are derived only from live trading.
         self._derive_klines = settings.replay_path is None
-        self.trades_emitted: dict[str, int] = dict.fromkeys(settings.symbol_list, 0)
+        self.trades_emitted: dict[str, int] = dict.fromkeys(self.markets, 0)
         self.faults = Faults.from_settings(settings)
+
+    def _new_market(self, symbol: str) -> RandomWalkMarket:
+        return RandomWalkMarket(
+            self.info.rules[symbol],
+            self.settings.seed,
+            first_trade_id=self._first_trade_id,
+            first_agg_id=self._first_other_id,
+            first_update_id=self._first_other_id,
+            fill_weights=WHOLE_MARKET_FILL_WEIGHTS if self.settings.whole_market else FILL_WEIGHTS,
+        )
+
+    def _plan_whole_market(self) -> None:
+        settings = self.settings
+        trades = trade_rates(
+            self.info.trading(), settings.seed, settings.market_trades_per_second, settings.market_top_trades_per_second
+        )
+        for symbol, rate in trades.items():
+            self._pace(symbol, rate)
+        books = book_rates(trades, settings.market_book_tickers_per_second)
+        for symbol, rate in books.items():
+            # Each fill already moves the top of the book once (0.7 a trade); quotes make up the rest.
+            extra = max(0.0, rate - trades[symbol] * fills_per_trade(WHOLE_MARKET_FILL_WEIGHTS))
+            self.book_pacers[symbol] = Pacer(extra, self._phase(symbol, "books"))
+
+    def _phase(self, symbol: str, what: str) -> float:
+        return random.Random(f"{self.settings.seed}:{symbol}:{what}").random()
+
+    def _pace(self, symbol: str, trades_per_second: float) -> None:
+        self.trade_pacers[symbol] = Pacer(trades_per_second, self._phase(symbol, "trades"))
+        self.book_pacers.setdefault(symbol, Pacer(0.0, 0.0))
+
+    # --- listing, halting (the /fake/symbol control endpoint) --------------------------------
+
+    def list_symbol(self, symbol: str, like: str, trades_per_second: float | None = None) -> None:
+        """A new TRADING symbol with the rules of `like`, listed in exchangeInfo and trading at once."""
+        self.info.add_symbol(symbol, like)
+        self.markets[symbol] = self._new_market(symbol)
+        self.histories[symbol] = SymbolHistory(symbol)
+        self.trades_emitted[symbol] = 0
+        self._start_trading(symbol, trades_per_second)
+
+    def set_symbol_status(self, symbol: str, status: str, trades_per_second: float | None = None) -> None:
+        """TRADING, HALT or BREAK; a symbol not TRADING sends nothing, as on Binance."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {', '.join(STATUSES)}")
+        self.info.set_status(symbol, status)
+        if status == "TRADING":
+            if symbol not in self.markets:
+                self.markets[symbol] = self._new_market(symbol)
+                self.trades_emitted[symbol] = 0
+            if symbol not in self.trade_pacers or trades_per_second is not None:
+                self._start_trading(symbol, trades_per_second)
+
+    def _start_trading(self, symbol: str, trades_per_second: float | None) -> None:
+        rate = DEFAULT_LISTED_TRADES_PER_SECOND if trades_per_second is None else trades_per_second
+        if self.settings.whole_market:
+            self._pace(symbol, rate)
+        elif self.trading_started.is_set():
+            task = asyncio.get_running_loop().create_task(self._trade(self.markets[symbol], rate))
+            self._traders.add(task)
+            task.add_done_callback(self._traders.discard)
 
     # --- subscriptions -------------------------------------------------------------------------
 
@@ -135,22 +218,29 @@ class Exchange:
             return
         if not streams.is_lowercase_symbol(name) or parsed.symbol not in self.info.rules:
             return
-        key = (parsed.symbol, parsed.interval)
-        if key not in self._accumulators:
-            self._accumulators[key] = self._seed_accumulator(parsed.symbol, parsed.interval)
+        by_interval = self._accumulators.setdefault(parsed.symbol, {})
+        if parsed.interval not in by_interval:
+            by_interval[parsed.interval] = self._seed_accumulator(parsed.symbol, parsed.interval)
 
     def _drop_unwatched_accumulator(self, name: str) -> None:
         parsed = streams.parse_served(name)
         if parsed is None or parsed.kind != "kline" or parsed.interval is None:
             return
         if streams.stream_name(parsed.symbol, "kline", parsed.interval) not in self._subscribers:
-            self._accumulators.pop((parsed.symbol, parsed.interval), None)
+            by_interval = self._accumulators.get(parsed.symbol, {})
+            by_interval.pop(parsed.interval, None)
+            if not by_interval:
+                self._accumulators.pop(parsed.symbol, None)
 
     def _seed_accumulator(self, symbol: str, interval: str) -> KlineAccumulator:
         """The open kline as the history already knows it, so late subscribers see full candles."""
         history = self.histories[symbol]
         if not history.trades:
-            return KlineAccumulator(symbol, interval)
+            if not self.settings.whole_market:
+                return KlineAccumulator(symbol, interval)
+            # The whole market pushes every symbol's open kline, traded in or not, as Binance does.
+            opened = kl.open_time(interval, self.clock.now_ms())
+            return KlineAccumulator(symbol, interval, empty_kline(symbol, interval, opened, self.last_price(symbol)))
         now = max(self.clock.now_ms(), history.trade_times[-1])
         current_open = kl.open_time(interval, now)
         current = kl.klines_between(history.trades, history.trade_times, symbol, interval, current_open, current_open)
@@ -230,8 +320,9 @@ class Exchange:
         self.emit_book(fill.book)
 
     def _feed_klines(self, trade: Trade, rules: SymbolRules) -> None:
-        for (symbol, _interval), accumulator in list(self._accumulators.items()):
-            if symbol == trade.symbol:
+        by_interval = self._accumulators.get(trade.symbol)
+        if by_interval:
+            for accumulator in list(by_interval.values()):
                 self._push_closed(accumulator.add(trade), rules)
 
     def _push_closed(self, closed: list[Kline], rules: SymbolRules) -> None:
@@ -248,12 +339,13 @@ class Exchange:
     def push_klines(self, now_ms: int) -> None:
         """One tick of the kline pusher: close what ended, then show the open klines that are due."""
         due = now_ms // 1000 % (KLINE_PUSH_PERIOD_MS // 1000) == 0
-        for (symbol, interval), accumulator in list(self._accumulators.items()):
+        for symbol, by_interval in list(self._accumulators.items()):
             rules = self.info.rules[symbol]
-            self._push_closed(accumulator.advance_to(now_ms), rules)
-            # A 1s kline closes at every push, so its closed form is the only one sent.
-            if interval != "1s" and due and accumulator.current is not None:
-                self._push_kline(accumulator.current, rules, closed=False)
+            for interval, accumulator in list(by_interval.items()):
+                self._push_closed(accumulator.advance_to(now_ms), rules)
+                # A 1s kline closes at every push, so its closed form is the only one sent.
+                if interval != "1s" and due and accumulator.current is not None:
+                    self._push_kline(accumulator.current, rules, closed=False)
 
     # --- running -------------------------------------------------------------------------------
 
@@ -272,11 +364,23 @@ class Exchange:
         if self.settings.wait_for_subscriber:
             await self._first_subscription.wait()
         self.trading_started.set()
-        log.info("market open", extra={"symbols": list(self.markets), "replay": bool(self.settings.replay_path)})
+        self.market_opened_at = time.time()
+        log.info(
+            "market open",
+            extra={
+                "symbols": len(self.trade_pacers) if self.settings.whole_market else list(self.markets),
+                "whole_market": self.settings.whole_market,
+                "replay": bool(self.settings.replay_path),
+            },
+        )
         async with asyncio.TaskGroup() as group:
             group.create_task(self._push_klines_forever())
+            if self.settings.history_window_ms:
+                group.create_task(self._forget_old_history())
             if self.settings.replay_path is not None:
                 group.create_task(self._replay(self.settings.replay_path))
+            elif self.settings.whole_market:
+                group.create_task(self._trade_whole_market())
             else:
                 group.create_task(self._trade_all())
 
@@ -287,8 +391,8 @@ class Exchange:
         self.market_done.set()
         log.info("market quiet", extra={"trades_emitted": self.trades_emitted})
 
-    async def _trade(self, market: RandomWalkMarket) -> None:
-        rate = self.settings.trades_per_second
+    async def _trade(self, market: RandomWalkMarket, trades_per_second: float | None = None) -> None:
+        rate = self.settings.trades_per_second if trades_per_second is None else trades_per_second
         cap = self.settings.max_trades
         if rate <= 0:
             return
@@ -296,6 +400,11 @@ class Exchange:
         next_at = loop.time()
         symbol = market.rules.symbol
         while True:
+            if self.info.rules[symbol].status != "TRADING":
+                # Halted: nothing trades; the schedule starts afresh when it resumes.
+                await asyncio.sleep(0.2)
+                next_at = loop.time()
+                continue
             remaining = cap - self.trades_emitted[symbol] if cap else None
             if remaining is not None and remaining <= 0:
                 return
@@ -304,6 +413,47 @@ class Exchange:
             # An absolute schedule keeps the long-run rate exact; bursts catch up after a stall.
             next_at += len(fill.trades) / rate
             await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+    async def _trade_whole_market(self) -> None:
+        """Every TRADING symbol at its own rate, all in one loop: a task per symbol would cost more
+        in timers than the trades themselves."""
+        loop = asyncio.get_running_loop()
+        opened = previous = loop.time()
+        while True:
+            await asyncio.sleep(self.settings.market_tick_s)
+            now = loop.time()
+            elapsed, previous = now - previous, now
+            self.burst_factor = self.bursts.factor_at(now - opened)
+            self._trade_tick(elapsed, self.burst_factor, self.clock.now_ms())
+
+    def _trade_tick(self, elapsed_s: float, factor: float, now_ms: int) -> None:
+        rules, cap = self.info.rules, self.settings.max_trades
+        for symbol, pacer in self.trade_pacers.items():
+            if rules[symbol].status != "TRADING":
+                continue
+            market = self.markets[symbol]
+            if pacer.due(elapsed_s, factor):
+                # Whole fills, their sizes drawn as always; the credit may go below 0 and is paid back.
+                while pacer.credit >= 1:
+                    remaining = cap - self.trades_emitted[symbol] if cap else None
+                    if remaining is not None and remaining <= 0:
+                        pacer.credit = 0.0
+                        break
+                    fill = market.next_fill(now_ms, max_trades=remaining)
+                    self.emit_fill(fill)
+                    pacer.spend(len(fill.trades))
+            books = self.book_pacers[symbol]
+            for _ in range(books.due(elapsed_s)):
+                self.emit_book(market.next_quote())
+            books.spend(int(books.credit))
+
+    async def _forget_old_history(self) -> None:
+        window_ms = self.settings.history_window_ms
+        while True:
+            await asyncio.sleep(_HISTORY_TRIM_PERIOD_S)
+            cutoff = self.clock.now_ms() - window_ms
+            for history in self.histories.values():
+                history.forget_before(cutoff)
 
     async def _push_klines_forever(self) -> None:
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -78,6 +79,23 @@ class ExchangeInfo:
         self._entries[symbol] = entry
         self.rules[symbol] = rules_from_entry(entry)
 
+    def add_symbol(self, symbol: str, like: str, status: str = "TRADING") -> None:
+        """List a new symbol with the rules of an existing one, as Binance lists a new market."""
+        if symbol in self._entries:
+            raise ValueError(f"symbol already in exchangeInfo: {symbol}")
+        if like not in self._entries:
+            raise ValueError(f"symbol to copy the rules of is not in exchangeInfo: {like}")
+        template = self._entries[like]
+        quote = template["quoteAsset"]
+        base = symbol.removesuffix(quote) if symbol.endswith(quote) and symbol != quote else symbol
+        entry = {**template, "symbol": symbol, "status": status, "baseAsset": base}
+        self._entries[symbol] = entry
+        self.rules[symbol] = rules_from_entry(entry)
+
+    def trading(self) -> list[str]:
+        """The symbols listed TRADING now, in the document's order."""
+        return [name for name, rules in self.rules.items() if rules.status == "TRADING"]
+
     @property
     def symbols(self) -> Sequence[str]:
         return list(self._entries)
@@ -98,10 +116,17 @@ class ExchangeInfo:
         return body
 
 
-def load_exchange_info(path: Path | None = None) -> ExchangeInfo:
-    """Load the shipped trimmed copy (or another exchangeInfo document)."""
-    if path is None:
-        text = resources.files("fake_binance").joinpath("data/exchangeInfo.json").read_text("utf-8")
-    else:
+FULL_EXCHANGE_INFO = "data/exchangeInfo-full-2021-10-12.json.gz"
+
+
+def load_exchange_info(path: Path | None = None, *, full: bool = False) -> ExchangeInfo:
+    """Load the shipped trimmed copy, the whole recorded document (`full`: 1,695 symbols, 1,262 of
+    them TRADING), or another exchangeInfo document."""
+    if path is not None:
         text = path.read_text("utf-8")
+    elif full:
+        packed = resources.files("fake_binance").joinpath(FULL_EXCHANGE_INFO).read_bytes()
+        text = gzip.decompress(packed).decode("utf-8")
+    else:
+        text = resources.files("fake_binance").joinpath("data/exchangeInfo.json").read_text("utf-8")
     return ExchangeInfo(json.loads(text))

@@ -32,6 +32,15 @@ class SymbolHistory:
         self.agg_ids.append(agg.agg_id)
         self.agg_times.append(agg.trade_time)
 
+    def forget_before(self, cutoff_ms: int) -> None:
+        """Drop trades and aggregate trades older than `cutoff_ms`: a bounded memory for a long run."""
+        trades = bisect.bisect_left(self.trade_times, cutoff_ms)
+        if trades:
+            del self.trades[:trades], self.trade_ids[:trades], self.trade_times[:trades]
+        aggs = bisect.bisect_left(self.agg_times, cutoff_ms)
+        if aggs:
+            del self.agg_trades[:aggs], self.agg_ids[:aggs], self.agg_times[:aggs]
+
     @property
     def last_trade(self) -> Trade | None:
         return self.trades[-1] if self.trades else None

@@ -59,7 +59,7 @@ REFERENCE_PRICES: dict[str, str] = {
 
 # How many trades one taker order fills at one price level, and how often.
 _FILL_SIZES = (1, 2, 3, 4, 5)
-_FILL_WEIGHTS = (60, 22, 10, 5, 3)
+FILL_WEIGHTS = (60, 22, 10, 5, 3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +130,15 @@ class RandomWalkMarket:
         first_agg_id: int = 1,
         first_update_id: int = 1,
         start_price: Decimal | None = None,
+        fill_weights: tuple[int, ...] = FILL_WEIGHTS,
     ) -> None:
         self.rules = rules
         # A string seed is hashed the same way on every platform and Python run.
         self._rng = random.Random(f"{seed}:{rules.symbol}")
+        # Quotes that move without a trade draw from their own generator, so the trades stay the
+        # same for a seed however many quotes came between them.
+        self._quote_rng = random.Random(f"{seed}:{rules.symbol}:quotes")
+        self._fill_weights = fill_weights
         self._next_trade_id = first_trade_id
         self._next_agg_id = first_agg_id
         self._next_update_id = first_update_id
@@ -154,7 +159,7 @@ class RandomWalkMarket:
     def next_fill(self, time_ms: int, max_trades: int | None = None) -> Fill:
         """The next taker order: 1 to 5 trades at one new price, all at `time_ms`."""
         rng = self._rng
-        count = rng.choices(_FILL_SIZES, weights=_FILL_WEIGHTS)[0]
+        count = rng.choices(_FILL_SIZES, weights=self._fill_weights)[0]
         if max_trades is not None:
             count = max(1, min(count, max_trades))
         self._step_price()
@@ -186,6 +191,29 @@ class RandomWalkMarket:
         )
         self._next_agg_id += 1
         return Fill(trades=trades, agg_trade=agg, book=self._book_after(price, buyer_is_maker))
+
+    def next_quote(self) -> BookTop:
+        """The top of the book moving without a trade: a new spread and new sizes around the last price."""
+        rng = self._quote_rng
+        tick = self.rules.tick_size
+        price = self.last_price
+        bid = max(tick, price - tick * rng.randint(0, 2))
+        ask = max(bid + tick, price + tick * rng.randint(0, 2))
+        self._next_update_id += rng.randint(1, 5)
+        return BookTop(
+            symbol=self.rules.symbol,
+            update_id=self._next_update_id,
+            bid_price=bid,
+            bid_qty=self._quote_qty(price, rng),
+            ask_price=ask,
+            ask_qty=self._quote_qty(price, rng),
+        )
+
+    def _quote_qty(self, price: Decimal, rng: random.Random) -> Decimal:
+        rules = self.rules
+        notional = rules.min_notional * rng.randint(1, 10 ** rng.randint(0, 3))
+        steps = int((notional / price / rules.step_size).to_integral_value(rounding=ROUND_DOWN))
+        return rules.step_size * max(steps, self._min_steps)
 
     def _step_price(self) -> None:
         # Moves scale with the price (about 0.005 % at most) so that a 0.01 tick on BTCUSDT

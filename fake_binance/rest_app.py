@@ -470,6 +470,23 @@ def control_routes(exchange: Exchange, streams: StreamServer | None) -> list[Rou
         faults.forced_retry_after_s = int(body.get("retry_after_s", faults.forced_retry_after_s))
         return {"status": status, "count": faults.forced_count, "retry_after_s": faults.forced_retry_after_s}
 
+    def symbol(body: dict[str, Any]) -> dict[str, Any]:
+        name = str(body["symbol"]).upper()
+        status = str(body.get("status", "TRADING")).upper()
+        rate = body.get("trades_per_second")
+        rate = None if rate is None else float(rate)
+        if rate is not None and not rate >= 0:
+            raise ValueError("trades_per_second must be a number at least 0")
+        if name in exchange.info.rules:
+            exchange.set_symbol_status(name, status, rate)
+        elif "like" not in body:
+            raise ValueError(f"{name} is not listed: give `like`, a listed symbol whose rules it copies")
+        elif status != "TRADING":
+            raise ValueError("a new symbol is listed TRADING")
+        else:
+            exchange.list_symbol(name, str(body["like"]).upper(), rate)
+        return {"symbol": name, "status": exchange.info.rules[name].status}
+
     def page_cap(body: dict[str, Any]) -> dict[str, Any]:
         faults.page_cap = int(body.get("rows", 0))
         return {"page_cap": faults.page_cap}
@@ -484,9 +501,13 @@ def control_routes(exchange: Exchange, streams: StreamServer | None) -> list[Rou
             symbol: history.agg_ids[-1] for symbol, history in exchange.histories.items() if history.agg_ids
         }
         body["market_done"] = exchange.market_done.is_set()
+        body["market_opened_at"] = exchange.market_opened_at
+        body["burst_factor"] = exchange.burst_factor
         if streams is not None:
             body["connections_open"] = len(streams.connections)
             body["connections_accepted"] = streams.connections_accepted
+            body["connections_refused"] = streams.attempts.refused
+            body["streams_subscribed"] = sum(len(c.streams) for c in streams.connections)
         return Response(orjson.dumps(body), media_type=MEDIA_TYPE)
 
     return [
@@ -498,5 +519,6 @@ def control_routes(exchange: Exchange, streams: StreamServer | None) -> list[Rou
         Route("/fake/error-reply", control(error_reply), methods=["POST"]),
         Route("/fake/rate-limit", control(rate_limit), methods=["POST"]),
         Route("/fake/page-cap", control(page_cap), methods=["POST"]),
+        Route("/fake/symbol", control(symbol), methods=["POST"]),
         Route("/fake/state", state, methods=["GET"]),
     ]

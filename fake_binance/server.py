@@ -69,7 +69,7 @@ async def serve(
     clock: Clock | None = None,
 ) -> None:
     """Serve until `stop` is set, then announce serverShutdown, close everything and return."""
-    info = info or load_exchange_info()
+    info = info or load_exchange_info(full=settings.whole_market)
     for symbol in settings.halted_symbol_list:
         info.set_status(symbol, "BREAK")
     exchange = Exchange(settings, info, clock)
@@ -101,7 +101,7 @@ async def serve(
             extra={
                 "ws_url": endpoints.ws_url,
                 "api_url": endpoints.api_url,
-                "symbols": list(settings.symbol_list),
+                "symbols": "all" if settings.whole_market else list(settings.symbol_list),
                 "trades_per_second": settings.trades_per_second,
                 "max_trades": settings.max_trades,
                 "seed": settings.seed,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,32 @@ class FakeBinanceSettings(BaseSettings):
     archive_truncated: str = Field("", description="archive files served cut short (their CHECKSUM is the whole's)")
     archive_429_every: int = Field(0, ge=0, description="answer 1 in N archive requests with 429 (0: never)")
     halted_symbols: str = Field("", description="comma-separated symbols listed with status BREAK")
+    # --- whole-market mode (FAKE_BINANCE_MARKET=all): every symbol of the full recorded exchangeInfo ---
+    market: Literal["symbols", "all"] = Field(
+        "symbols",
+        description="symbols: trade FAKE_BINANCE_SYMBOLS; all (or SYMBOLS=ALL): every TRADING symbol of the full"
+        " recorded exchangeInfo",
+    )
+    market_trades_per_second: float = Field(1000.0, gt=0, description="whole market: trades per second in all")
+    market_top_trades_per_second: float = Field(
+        50.0, gt=0, description="whole market: trades per second of the busiest symbol (sets the Zipf exponent)"
+    )
+    market_book_tickers_per_second: float = Field(
+        5000.0, ge=0, description="whole market: bookTicker updates per second in all"
+    )
+    market_burst_factor: float = Field(20.0, ge=1, description="whole market: trade rate multiplier during a burst")
+    market_burst_s: float = Field(60.0, ge=0, description="whole market: length of a burst (0: no bursts)")
+    market_burst_every_s: float = Field(600.0, gt=0, description="whole market: a burst starts this often")
+    market_first_burst_s: float = Field(
+        600.0, ge=0, description="whole market: the first burst starts this long after the market opens"
+    )
+    market_tick_s: float = Field(0.05, gt=0, le=1, description="whole market: how often the trading loop runs")
+    history_keep_s: float = Field(
+        0.0, ge=0, description="keep REST history of trades this recent (0: all; whole market: 300 s if unset)"
+    )
+    ws_connection_attempts_per_5min: int = Field(
+        300, ge=1, description="WebSocket handshakes allowed per IP in any 5 minutes (Binance: 300); then HTTP 429"
+    )
     log_level: str = Field("INFO", description="logging level")
 
     @field_validator("drop_mode")
@@ -109,3 +136,15 @@ class FakeBinanceSettings(BaseSettings):
     @property
     def symbol_list(self) -> tuple[str, ...]:
         return tuple(self.symbols.split(","))
+
+    @property
+    def whole_market(self) -> bool:
+        # SYMBOLS=ALL, which compose gives the producer and the fake alike, means the whole market here too.
+        return self.market == "all" or self.symbol_list == ("ALL",)
+
+    @property
+    def history_window_ms(self) -> int:
+        """How far back REST history reaches (0: forever). The whole market's history would grow
+        by about 1 GB an hour, so it keeps the last five minutes unless told otherwise."""
+        keep_s = self.history_keep_s or (300.0 if self.whole_market else 0.0)
+        return int(keep_s * 1000)

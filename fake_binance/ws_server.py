@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from websockets import http11 as websockets_http11
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
@@ -24,9 +25,15 @@ from fake_binance.settings import FakeBinanceSettings
 
 log = logging.getLogger("fake_binance.ws")
 
-# Binance: at most 5 incoming messages per second per connection, 1024 streams per connection.
+# Binance: at most 5 incoming messages per second per connection, 1024 streams per connection,
+# 300 connection attempts per 5 minutes per IP.
 MAX_INCOMING_PER_SECOND = 5
 MAX_STREAMS = 1024
+CONNECTION_ATTEMPT_WINDOW_S = 300.0
+TOO_MANY_STREAMS = "Invalid request: too many streams"
+# A request line long enough for 1024 stream names in the URL (about 30 bytes each at most), so
+# that it is the stream limit that refuses a larger list, not the HTTP parser.
+MAX_REQUEST_LINE_BYTES = 64 * 1024
 # Frames waiting for a slow reader before the connection is dropped.
 SEND_QUEUE_LIMIT = 100_000
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
@@ -157,7 +164,7 @@ def _subscription(method: str, params: list[Any], request_id: Any, subscribed: l
     if method == "UNSUBSCRIBE":
         return ControlOutcome(wire.control_result(None, request_id), unsubscribe=names)
     if len(set(subscribed) | set(names)) > MAX_STREAMS:
-        return ControlOutcome(wire.control_error(2, "Invalid request: too many streams", request_id))
+        return ControlOutcome(wire.control_error(2, TOO_MANY_STREAMS, request_id))
     return ControlOutcome(wire.control_result(None, request_id), subscribe=names)
 
 
@@ -355,12 +362,34 @@ class StreamConnection:
 # --- the server -------------------------------------------------------------------------------
 
 
+class AttemptWindow:
+    """Connection attempts per IP in a sliding window: Binance's 300 per 5 minutes."""
+
+    def __init__(self, limit: int, window_s: float = CONNECTION_ATTEMPT_WINDOW_S) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self._attempts: dict[str, deque[float]] = {}
+        self.refused = 0
+
+    def allow(self, ip: str, now: float) -> float:
+        """Counts an attempt; 0 when allowed, else the seconds until one would be."""
+        attempts = self._attempts.setdefault(ip, deque())
+        while attempts and attempts[0] <= now - self.window_s:
+            attempts.popleft()
+        if len(attempts) >= self.limit:
+            self.refused += 1
+            return attempts[0] + self.window_s - now
+        attempts.append(now)
+        return 0.0
+
+
 class StreamServer:
     def __init__(self, exchange: Exchange, settings: FakeBinanceSettings) -> None:
         self.exchange = exchange
         self.settings = settings
         self.connections: set[StreamConnection] = set()
         self.connections_accepted = 0
+        self.attempts = AttemptWindow(settings.ws_connection_attempts_per_5min)
         self._server: Server | None = None
         self._chores: list[asyncio.Task[None]] = []
 
@@ -392,10 +421,22 @@ class StreamServer:
             action()
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        address = connection.remote_address
+        wait_s = self.attempts.allow(address[0] if address else "?", time.monotonic())
+        if wait_s > 0:
+            log.warning("connection attempts over the limit: refused", extra={"peer": address, "retry_after_s": wait_s})
+            limit = self.attempts.limit
+            body = wire.rest_error(-1003, f"Too many connection attempts; current limit is {limit} per 5 minutes.")
+            response = connection.respond(429, wire.encode(body) + "\n")
+            response.headers["Retry-After"] = str(max(1, round(wait_s)))
+            return response
         try:
-            parse_request_path(request.path)
+            spec = parse_request_path(request.path)
         except BadRequestPath as error:
             return connection.respond(error.status, f"{error}\n")
+        if len(spec.streams) > MAX_STREAMS:
+            log.warning("too many streams in the URL: refused", extra={"peer": address, "streams": len(spec.streams)})
+            return connection.respond(400, wire.control_error(2, TOO_MANY_STREAMS, None, with_id=False) + "\n")
         return None
 
     async def _handle(self, ws: ServerConnection) -> None:
@@ -410,6 +451,9 @@ class StreamServer:
             self.connections.discard(connection)
 
     async def start(self, sock: Any) -> None:
+        # websockets reads this limit (8 KiB by default, its WEBSOCKETS_MAX_LINE_LENGTH) at each
+        # request; Binance takes a URL of 1024 streams, so the fake must read one too.
+        websockets_http11.MAX_LINE_LENGTH = max(websockets_http11.MAX_LINE_LENGTH, MAX_REQUEST_LINE_BYTES)
         self._server = await serve(
             self._handle,
             sock=sock,

@@ -5,7 +5,8 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import orjson
 
@@ -21,6 +22,7 @@ from producer.binance_ws import Shard
 from producer.frames import TRACKED_ID_FIELDS, stream_type, tracked_id
 from producer.gaps import GapTracker
 from producer.limits import AttemptBudget, WeightBudget, shard_streams
+from producer.market_follow import MarketFollower, trading_symbols
 from producer.metrics import ProducerCollector, ReceiptDelay, serve_metrics
 from producer.publisher import RawPublisher
 from producer.settings import ProducerSettings
@@ -55,6 +57,13 @@ class Ingest:
         # stream -> [frames, bytes] received; read by the metrics (producer/metrics.py) at scrape time.
         self.received: dict[str, list[int]] = {}
         self.receipt_delay = receipt_delay or ReceiptDelay()
+
+    def track(self, streams: list[str]) -> None:
+        """Check the ids of streams subscribed after the start (PRODUCER_SYMBOLS=ALL) for gaps too."""
+        for stream in streams:
+            field = TRACKED_ID_FIELDS.get(stream_type(stream))
+            if field is not None:
+                self._id_fields[stream] = field
 
     def on_frame(self, frame: bytes, stream: str, received_at_ns: int, connection_id: bytes) -> None:
         # The id is noted before publishing, so that a frame the full buffer loses is recorded as
@@ -150,32 +159,40 @@ async def _poll_kafka(publisher: RawPublisher, heartbeat: Heartbeat) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _lookback(settings: ProducerSettings, backfiller: Backfiller) -> None:
+async def _lookback(
+    settings: ProducerSettings, symbols: list[str], backfiller: Backfiller, seconds: float | None = None
+) -> None:
     started = time.monotonic()
+    seconds = settings.backfill if seconds is None else seconds
     try:
-        await backfiller.lookback(
-            settings.symbols, settings.stream_types, settings.kline_intervals() or ["1m"], settings.backfill
-        )
+        await backfiller.lookback(symbols, settings.stream_types, settings.kline_intervals() or ["1m"], seconds)
     except Exception as error:
         log.error("lookback backfill failed", extra={"error": repr(error)})
         return
     log.info(
         "lookback backfill done",
-        extra={"seconds": settings.backfill, "took_s": round(time.monotonic() - started, 1)},
+        extra={"seconds": seconds, "symbols": len(symbols), "took_s": round(time.monotonic() - started, 1)},
     )
 
 
-async def _validate(rest: BinanceRest, settings: ProducerSettings) -> int:
-    """Checks the symbols against exchangeInfo; returns the REST weight limit per minute."""
+async def _validate(rest: BinanceRest, settings: ProducerSettings) -> tuple[list[str], int]:
+    """The symbols to stream, checked against exchangeInfo (or all its TRADING ones), and the REST
+    weight limit per minute."""
     info = await startup_exchange_info(rest, settings.reconnect_min_s, settings.reconnect_max_s)
-    check_symbols(info, settings.symbols)
-    return request_weight_limit(info)
+    if settings.whole_market:
+        symbols = trading_symbols(info)
+        if not symbols:
+            raise SymbolError("exchangeInfo lists no TRADING symbol")
+    else:
+        symbols = settings.symbols
+        check_symbols(info, symbols)
+    return symbols, request_weight_limit(info)
 
 
 async def run(settings: ProducerSettings) -> int:
     rest = BinanceRest(settings.rest_base_url, settings.rest_timeout_s, settings.time_unit)
     try:
-        weight_limit = await _validate(rest, settings)
+        symbols, weight_limit = await _validate(rest, settings)
     except SymbolError as error:
         log.error("invalid symbols", extra={"reason": str(error), "symbols": settings.symbols})
         return EXIT_BAD_SETTINGS
@@ -183,7 +200,7 @@ async def run(settings: ProducerSettings) -> int:
         log.error("cannot check symbols against exchangeInfo", extra={"error": repr(error), "url": rest.client.API_URL})
         return EXIT_BAD_SETTINGS
 
-    stream_names = settings.stream_names()
+    stream_names = settings.stream_names(symbols)
     tracked = {name for name in stream_names if stream_type(name) in TRACKED_ID_FIELDS}
     tracker = GapTracker(settings.gap_grace_s)
     publisher = RawPublisher(
@@ -200,8 +217,12 @@ async def run(settings: ProducerSettings) -> int:
     ingest = Ingest(publisher, tracker, tracked, backfiller.kline_dropped, ReceiptDelay(settings.time_unit))
     publisher.on_lost = ingest.on_lost
     attempts = AttemptBudget(settings.max_connection_attempts_per_5min)
+
+    def new_shard(index: int, streams: list[str]) -> Shard:
+        return Shard(index, streams, settings, ingest.on_frame, attempts, ingest.on_dropped)
+
     shards = [
-        Shard(index, streams, settings, ingest.on_frame, attempts, ingest.on_dropped)
+        new_shard(index, streams)
         for index, streams in enumerate(shard_streams(stream_names, settings.max_streams_per_connection))
     ]
 
@@ -212,6 +233,8 @@ async def run(settings: ProducerSettings) -> int:
     log.info(
         "started",
         extra={
+            "symbols": len(symbols),
+            "whole_market": settings.whole_market,
             "streams": len(stream_names),
             "connections": len(shards),
             "topic": settings.raw_topic,
@@ -221,13 +244,31 @@ async def run(settings: ProducerSettings) -> int:
         },
     )
     tasks = [asyncio.create_task(shard.run(), name=f"shard-{shard.index}") for shard in shards]
+    follower: MarketFollower | None = None
+    if settings.whole_market and settings.exchange_info_refresh_s > 0:
+
+        async def read_exchange_info() -> Mapping[str, Any]:
+            info: Mapping[str, Any] = await backfiller.call("exchangeInfo", rest.exchange_info)
+            return info
+
+        lookbacks: set[asyncio.Task[None]] = set()
+
+        def fetch_since_listing(listed: list[str]) -> None:
+            # Twice the refresh period: the listing happened at most one period before we saw it.
+            lookback_s = 2 * settings.exchange_info_refresh_s + 10
+            task = asyncio.create_task(_lookback(settings, listed, backfiller, lookback_s), name="lookback-listed")
+            lookbacks.add(task)
+            task.add_done_callback(lookbacks.discard)
+
+        follower = MarketFollower(settings, shards, new_shard, read_exchange_info, ingest.track, fetch_since_listing)
+        tasks.append(asyncio.create_task(follower.run(), name="follow-market"))
     tasks.append(asyncio.create_task(backfiller.run(), name="backfill"))
     tasks.append(asyncio.create_task(_poll_kafka(publisher, Heartbeat(settings.heartbeat_path)), name="kafka-poll"))
     tasks.append(asyncio.create_task(_report_stats(settings, publisher, ingest, shards, backfiller), name="stats"))
-    collector = ProducerCollector(settings, publisher, ingest, shards, backfiller)
+    collector = ProducerCollector(settings, publisher, ingest, shards, backfiller, follower)
     tasks.append(asyncio.create_task(serve_metrics(settings, collector), name="metrics"))
     if settings.backfill > 0:
-        tasks.append(asyncio.create_task(_lookback(settings, backfiller), name="lookback"))
+        tasks.append(asyncio.create_task(_lookback(settings, symbols, backfiller), name="lookback"))
     stopping = asyncio.create_task(stop.wait())
     waiting: set[asyncio.Task[object]] = {stopping, *tasks}
     try:

@@ -16,12 +16,19 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.frames import CloseCode
 
 from producer.frames import SERVER_SHUTDOWN_STREAM, stream_of
-from producer.limits import AttemptBudget, backoff_delay, combined_stream_url
+from producer.limits import (
+    CONTROL_MESSAGE_INTERVAL_S,
+    AttemptBudget,
+    backoff_delay,
+    combined_stream_url,
+    control_messages,
+)
 from producer.settings import ProducerSettings
 
 log = logging.getLogger(__name__)
@@ -31,6 +38,8 @@ FrameSink = Callable[[bytes, str, int, bytes], None]
 DroppedHandler = Callable[[list[str]], None]
 
 _CONNECT_ERRORS = (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI)
+# Answers to our own SUBSCRIBE/UNSUBSCRIBE: not market data, so not published.
+_CONTROL_REPLY_PREFIXES = (b'{"result":', b'{"error":')
 
 
 @dataclass(eq=False)
@@ -48,10 +57,17 @@ class Link:
     end_reason: str = ""
     # One of a few words (the metrics' label): server_close, connection_lost, frame_too_big, error.
     end_cause: str = "connection_lost"
+    # The streams this connection carries: its URL's, then changed by SUBSCRIBE/UNSUBSCRIBE.
+    streams: set[str] = field(default_factory=set)
+    sync_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 class Shard:
-    """Keeps one combined-stream connection for a fixed list of streams, for as long as it runs."""
+    """Keeps one combined-stream connection for its list of streams, for as long as it runs.
+
+    The list may change while it runs (symbols listed or halted): open connections are told with
+    SUBSCRIBE/UNSUBSCRIBE, and every new connection's URL names the list as it is then.
+    """
 
     def __init__(
         self,
@@ -63,9 +79,8 @@ class Shard:
         on_dropped: DroppedHandler,
     ) -> None:
         self.index = index
-        self.streams = streams
+        self.streams = list(streams)
         self.settings = settings
-        self.url = combined_stream_url(settings.ws_base_url, streams, settings.time_unit)
         self.sink = sink
         self.attempts = attempts
         self.on_dropped = on_dropped
@@ -73,18 +88,25 @@ class Shard:
         self.rollovers = 0
         self.drops = 0
         self.drop_causes: Counter[str] = Counter()
+        self.control_errors = 0
         self._failures = 0
+        self._next_request_id = 1
         self._links: set[Link] = set()
         # Since when the shard has had no open connection (None: it has one); it starts without.
         self.down_since: float | None = time.monotonic()
+
+    @property
+    def url(self) -> str:
+        return combined_stream_url(self.settings.ws_base_url, self.streams, self.settings.time_unit)
 
     # --- one connection -------------------------------------------------------------------------
 
     async def _connect(self) -> Link:
         await self._respect_attempt_budget()
         self.attempts.record(time.monotonic())
+        named = list(self.streams)
         ws = await websockets.connect(
-            self.url,
+            combined_stream_url(self.settings.ws_base_url, named, self.settings.time_unit),
             open_timeout=self.settings.open_timeout_s,
             # Our own keepalive pings detect a connection that died without closing (no FIN, no close
             # frame); the library also answers Binance's pings with pongs of the same payload.
@@ -97,16 +119,70 @@ class Shard:
             # Binance sends uncompressed frames; not offering deflate saves CPU with any server.
             compression=None,
         )
-        link = Link(ws, uuid.uuid4().hex[:12], time.monotonic())
+        link = Link(ws, uuid.uuid4().hex[:12], time.monotonic(), streams=set(named))
         link.reader = asyncio.create_task(self._read(link), name=f"ws-read-{link.connection_id}")
         self._links.add(link)
         self.down_since = None
         self.connections_opened += 1
         log.info(
             "connected",
-            extra={"shard": self.index, "connection_id": link.connection_id, "streams": len(self.streams)},
+            extra={"shard": self.index, "connection_id": link.connection_id, "streams": len(named)},
         )
+        # The list may have changed during the handshake.
+        await self._sync(link)
         return link
+
+    # --- live subscription changes ----------------------------------------------------------------
+
+    async def change(self, add: list[str], remove: list[str]) -> None:
+        """Add and remove streams: open connections at once (SUBSCRIBE/UNSUBSCRIBE), later ones by URL."""
+        gone = set(remove)
+        self.streams = [name for name in self.streams if name not in gone]
+        self.streams.extend(name for name in dict.fromkeys(add) if name not in set(self.streams))
+        for link in list(self._links):
+            await self._sync(link)
+
+    async def _sync(self, link: Link) -> None:
+        """Bring one connection's subscriptions to the shard's list, within Binance's message rate."""
+        async with link.sync_lock:
+            wanted = set(self.streams)
+            removals = [name for name in sorted(link.streams) if name not in wanted]
+            additions = [name for name in self.streams if name not in link.streams]
+            for method, names in (("UNSUBSCRIBE", removals), ("SUBSCRIBE", additions)):
+                messages = control_messages(method, names, self._next_request_id)
+                self._next_request_id += len(messages)
+                for request_id, message in messages:
+                    if link.ended.is_set():
+                        return  # its successor's URL names the list as it is then
+                    try:
+                        await link.ws.send(message, text=True)
+                    except websockets.ConnectionClosed:
+                        return
+                    batch = orjson.loads(message)["params"]
+                    if method == "SUBSCRIBE":
+                        link.streams.update(batch)
+                    else:
+                        link.streams.difference_update(batch)
+                    log.info(
+                        "subscriptions changed",
+                        extra={
+                            "shard": self.index,
+                            "connection_id": link.connection_id,
+                            "method": method,
+                            "request_id": request_id,
+                            "streams": len(batch),
+                        },
+                    )
+                    await asyncio.sleep(CONTROL_MESSAGE_INTERVAL_S)
+
+    def _on_control_reply(self, link: Link, frame: bytes) -> None:
+        # {"result":null,"id":N} confirms; {"error":{"code":..,"msg":..},"id":N} refuses a request.
+        if frame.startswith(b'{"error":'):
+            self.control_errors += 1
+            log.error(
+                "Binance refused a subscription change",
+                extra={"shard": self.index, "connection_id": link.connection_id, "reply": frame[:300].decode()},
+            )
 
     async def _respect_attempt_budget(self) -> None:
         while (wait_s := self.attempts.wait_s(time.monotonic())) > 0:
@@ -128,6 +204,9 @@ class Shard:
                 if isinstance(frame, str):  # pragma: no cover - decode=False returns bytes
                     frame = frame.encode()
                 stream = stream_of(frame)
+                if not stream and frame.startswith(_CONTROL_REPLY_PREFIXES):
+                    self._on_control_reply(link, frame)
+                    continue
                 sink(frame, stream, now_ns(), connection_id)
                 link.frames += 1
                 if stream == SERVER_SHUTDOWN_STREAM:

@@ -1,8 +1,11 @@
-"""Binance's connection rules as pure logic: sharding, connection-attempt budget, backoff, REST weight."""
+"""Binance's connection rules as pure logic: sharding, connection-attempt budget, backoff, REST weight,
+live subscription changes."""
 
 import random
 from collections import deque
 from collections.abc import Sequence
+
+import orjson
 
 # Binance: 300 connection attempts per 5 minutes per IP.
 CONNECTION_ATTEMPT_WINDOW_S = 300.0
@@ -69,3 +72,50 @@ class WeightBudget:
         if self.used < self.allowed:
             return 0.0
         return 60.0 - now_s % 60 + 0.1
+
+
+# --- live subscription changes ------------------------------------------------------------------
+
+# Binance counts pings, pongs and control messages against 5 incoming messages a second per
+# connection: control messages go at most 2 a second, which leaves room for the keepalive.
+CONTROL_MESSAGE_INTERVAL_S = 0.5
+# Streams named in one SUBSCRIBE or UNSUBSCRIBE: client libraries batch about 200-250, and a
+# message that size (about 5 KB) is far from any frame limit.
+STREAMS_PER_CONTROL_MESSAGE = 200
+
+
+def control_messages(method: str, stream_names: Sequence[str], first_id: int) -> list[tuple[int, bytes]]:
+    """SUBSCRIBE/UNSUBSCRIBE messages for `stream_names`, at most STREAMS_PER_CONTROL_MESSAGE each,
+    with consecutive request ids from `first_id`: (id, message)."""
+    names = list(stream_names)
+    messages = []
+    for offset, start in enumerate(range(0, len(names), STREAMS_PER_CONTROL_MESSAGE)):
+        request_id = first_id + offset
+        body = {"method": method, "params": names[start : start + STREAMS_PER_CONTROL_MESSAGE], "id": request_id}
+        messages.append((request_id, orjson.dumps(body)))
+    return messages
+
+
+def place_streams(
+    loads: Sequence[int], groups: Sequence[Sequence[str]], per_connection: int
+) -> tuple[list[list[str]], list[list[str]]]:
+    """Where new streams go: each group (one symbol's streams, kept on one connection) into the first
+    existing connection with room for all of it, else into new connections of at most
+    `per_connection` streams. Returns (what each existing connection adds, the new connections)."""
+    if per_connection < 1:
+        raise ValueError("per_connection must be at least 1")
+    room = [per_connection - load for load in loads]
+    added: list[list[str]] = [[] for _ in loads]
+    new: list[list[str]] = []
+    # A group larger than a connection (a tiny per_connection) is split: the limit comes first.
+    pieces = [list(g[start : start + per_connection]) for g in groups for start in range(0, len(g), per_connection)]
+    for names in pieces:
+        target = next((index for index, free in enumerate(room) if free >= len(names)), None)
+        if target is not None:
+            added[target].extend(names)
+            room[target] -= len(names)
+            continue
+        if not new or len(new[-1]) + len(names) > per_connection:
+            new.append([])
+        new[-1].extend(names)
+    return added, new

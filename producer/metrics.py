@@ -3,7 +3,8 @@
 Nothing here runs per frame except `ReceiptDelay.observe`: frames, connections, gaps and REST calls
 are counted where they happen, as plain integers on the objects that own them, and the collector
 reads those at scrape time. Labels are bounded: stream type (not stream, so not symbol), drop
-cause, REST endpoint and status, and shard (one per 1024 streams).
+cause, REST endpoint and status, and shard (one per 1024 streams: 5 for the whole market). No
+metric has a symbol label, so PRODUCER_SYMBOLS=ALL adds no series per symbol.
 
 The collector runs on the metrics server's thread while the event loop goes on counting: each
 container is copied in one step (dict() and list() of a dict or set run in C, under the GIL)
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from producer.app import Ingest
     from producer.backfill import Backfiller
     from producer.binance_ws import Shard
+    from producer.market_follow import MarketFollower
     from producer.publisher import RawPublisher
     from producer.settings import ProducerSettings
 
@@ -91,12 +93,14 @@ class ProducerCollector(Collector):
         ingest: Ingest,
         shards: Sequence[Shard],
         backfiller: Backfiller,
+        follower: MarketFollower | None = None,
     ) -> None:
         self.settings = settings
         self.publisher = publisher
         self.ingest = ingest
         self.shards = shards
         self.backfiller = backfiller
+        self.follower = follower
         # When the event loop last turned (serve_metrics marks it): a stuck loop is unhealthy.
         self.loop_turned_at = time.monotonic()
 
@@ -198,6 +202,27 @@ class ProducerCollector(Collector):
             age.add_metric([str(shard.index)], max(ages, default=0.0))
             down.add_metric([str(shard.index)], 0.0 if shard.down_since is None else now - shard.down_since)
         yield from (age, down)
+        shards = list(shards)
+        yield _gauge(
+            "producer_streams_subscribed",
+            "Streams the shards are to carry (one label-free total, whatever the number of symbols)",
+            sum(len(shard.streams) for shard in shards),
+        )
+        yield CounterMetricFamily(
+            "producer_subscription_errors",
+            "SUBSCRIBE/UNSUBSCRIBE requests Binance refused",
+            value=sum(shard.control_errors for shard in shards),
+        )
+        if self.follower is not None:
+            changes = CounterMetricFamily(
+                "producer_symbol_changes",
+                "PRODUCER_SYMBOLS=ALL: symbols that started (listed) or stopped (halted) TRADING while running",
+                labels=["change"],
+            )
+            changes.add_metric(["listed"], self.follower.listed)
+            changes.add_metric(["halted"], self.follower.halted)
+            yield changes
+            yield _gauge("producer_symbols", "Symbols streamed", len(self.follower.symbols))
 
     def _gaps_and_rest(self) -> Iterator[Metric]:
         tracker, backfiller = self.ingest.tracker, self.backfiller

@@ -11,6 +11,8 @@ from schemas.topics import RAW_TOPIC
 # Binance's kline intervals; names are case-sensitive ("1m" a minute, "1M" a month).
 KLINE_INTERVALS = ("1s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d", "3d", "1w", "1M")
 PLAIN_STREAM_TYPES = ("trade", "aggTrade", "bookTicker")
+# PRODUCER_SYMBOLS=ALL: every TRADING symbol of exchangeInfo (no Binance symbol is called ALL).
+ALL_SYMBOLS = "ALL"
 # Binance: at most 1024 streams on one connection.
 MAX_STREAMS_PER_CONNECTION = 1024
 # librdkafka's default message.max.bytes, which the publisher sets: the largest raw message,
@@ -54,8 +56,12 @@ class ProducerSettings(BaseSettings):
     )
 
     # --- what to read ---------------------------------------------------------------------------
-    # Comma-separated in the environment and on the command line: BTCUSDT,ETHUSDT
-    symbols: Annotated[list[str], NoDecode] = Field(default=["BTCUSDT", "ETHUSDT"], description="symbols to stream")
+    # Comma-separated in the environment and on the command line: BTCUSDT,ETHUSDT; or ALL.
+    symbols: Annotated[list[str], NoDecode] = Field(
+        default=["BTCUSDT", "ETHUSDT"],
+        description="symbols to stream, or ALL: every TRADING symbol of exchangeInfo, followed as symbols are listed"
+        " and halted",
+    )
     stream_types: Annotated[list[str], NoDecode] = Field(
         default=["trade"],
         description="trade, aggTrade, bookTicker, kline_<interval> (1s 1m ... 1M), comma-separated",
@@ -111,6 +117,9 @@ class ProducerSettings(BaseSettings):
     backfill: Annotated[float, NoDecode] = Field(
         default=0.0, ge=0, description="on start, fetch this much history over REST, e.g. 1h (0: none)"
     )
+    exchange_info_refresh_s: Annotated[float, NoDecode] = Field(
+        default=300.0, ge=0, description="with SYMBOLS=ALL: re-read exchangeInfo this often, e.g. 5m (0: never)"
+    )
     rest_timeout_s: float = Field(default=10.0, gt=0, description="REST request timeout")
     rest_weight_share: float = Field(
         default=0.5, gt=0, le=1, description="share of Binance's per-minute REST weight limit backfills may use"
@@ -142,6 +151,8 @@ class ProducerSettings(BaseSettings):
         if not value:
             raise ValueError("at least one symbol is required")
         symbols = [symbol.upper() for symbol in value]
+        if ALL_SYMBOLS in symbols and len(symbols) > 1:
+            raise ValueError(f"{ALL_SYMBOLS} stands alone: it means every TRADING symbol")
         bad = [symbol for symbol in symbols if not re.fullmatch(r"[A-Z0-9]{1,20}", symbol)]
         if bad:
             raise ValueError(f"malformed symbols: {', '.join(bad)}")
@@ -160,14 +171,23 @@ class ProducerSettings(BaseSettings):
             )
         return list(dict.fromkeys(value))
 
-    @field_validator("connection_max_age_s", "rollover_overlap_s", "backfill", mode="before")
+    @field_validator("connection_max_age_s", "rollover_overlap_s", "backfill", "exchange_info_refresh_s", mode="before")
     @classmethod
     def _durations(cls, value: object) -> object:
         return parse_duration_s(value)
 
-    def stream_names(self) -> list[str]:
+    @property
+    def whole_market(self) -> bool:
+        """SYMBOLS=ALL: the symbols are exchangeInfo's TRADING ones, now and as they change."""
+        return self.symbols == [ALL_SYMBOLS]
+
+    def stream_names(self, symbols: list[str] | None = None) -> list[str]:
         """Binance stream names: the lower-case symbol, '@', the stream type; a symbol's streams together."""
-        return [f"{symbol.lower()}@{stream_type}" for symbol in self.symbols for stream_type in self.stream_types]
+        chosen = self.symbols if symbols is None else symbols
+        return [name for symbol in chosen for name in self.symbol_streams(symbol)]
+
+    def symbol_streams(self, symbol: str) -> list[str]:
+        return [f"{symbol.lower()}@{stream_type}" for stream_type in self.stream_types]
 
     def kline_intervals(self) -> list[str]:
         return [name.removeprefix("kline_") for name in self.stream_types if name.startswith("kline_")]
