@@ -25,8 +25,12 @@ def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def tables(database_url: str) -> set[str]:
+    """The tables, leaving out partitions (the maintenance job's, not schemas/tables.py's)."""
     with closing(psycopg2.connect(libpq_dsn(database_url))) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')"
+            " AND NOT relispartition"
+        )
         return {row[0] for row in cursor.fetchall()}
 
 
