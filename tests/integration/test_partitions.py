@@ -1,6 +1,7 @@
 """Time-partitioned storage on a real PostgreSQL: exactly once across partitions, the DEFAULT
 partition drained, retention by dropping partitions, and book tickers sampled."""
 
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -8,6 +9,7 @@ from typing import Any
 
 import psycopg2
 import pytest
+from confluent_kafka import Producer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,10 +20,20 @@ from consumer.parse import BookTickerRow, TradeRow
 from consumer.sink import Conflict, RowsByTable, Sink
 from maintenance.partitions import PassReport, run_pass
 from schemas.partitions import PARTITIONED_TABLES
-from tests.conftest import libpq_dsn
-from tests.integration.test_consumer import assert_rollups_sum_their_trades
+from tests.conftest import Services, libpq_dsn, wait_until
+from tests.integration.test_consumer import (
+    SYMBOLS,
+    Feed,
+    assert_rollups_sum_their_trades,
+    count_trades,
+    exchange_rest_url,
+    feed,
+    start_consumer,
+    table_state,
+)
 
 pytestmark = pytest.mark.integration
+__all__ = ["exchange_rest_url", "feed"]  # fixtures of test_consumer, used here
 
 MIDNIGHT = datetime(2026, 11, 30, tzinfo=UTC)
 MIDNIGHT_US = int(MIDNIGHT.timestamp()) * 1_000_000
@@ -210,3 +222,55 @@ def test_book_tickers_keep_the_first_update_of_each_symbol_each_second(owner_url
         assert every.write(RowsByTable(book_tickers=updates)).book_tickers == 11
     finally:
         every.dispose()
+
+
+def boundary_frame(symbol: str, trade_id: int, time_ms: int) -> bytes:
+    payload = (
+        f'{{"e":"trade","E":{time_ms + 1},"s":"{symbol}","t":{trade_id},"p":"{100 + trade_id % 7}.25000000",'
+        f'"q":"0.{trade_id % 9 + 1}0000000","T":{time_ms},"m":{"true" if trade_id % 2 else "false"},"M":true}}'
+    )
+    return f'{{"stream":"{symbol.lower()}@trade","data":{payload}}}'.encode()
+
+
+def test_a_replay_from_offset_0_across_partitions_and_default_changes_nothing(
+    feed: Feed, database: dict[str, str], services: Services, exchange_rest_url: str
+) -> None:
+    url = database["owner"]
+    migrate(url, api_role="")
+    maintain(url, MIDNIGHT - timedelta(hours=1))
+    midnight_ms = MIDNIGHT_US // 1000
+    producer = Producer({"bootstrap.servers": feed.bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    sent = 0
+    for symbol in SYMBOLS:
+        for trade_id in range(1, 1001):
+            # Either side of midnight, and one in fifty far in the past: those wait in DEFAULT.
+            time_ms = midnight_ms + (trade_id - 500) * 3 - (400 * 86_400_000 if trade_id % 50 == 0 else 0)
+            producer.produce(
+                feed.topic,
+                boundary_frame(symbol, trade_id, time_ms),
+                key=symbol.encode(),
+                headers=[("stream", f"{symbol.lower()}@trade".encode()), ("source", b"ws")],
+            )
+            sent += 1
+    assert producer.flush(30) == 0
+    first_group = f"first-{uuid.uuid4().hex[:6]}"
+    start_consumer(services, "consumer", feed, url, first_group, exchange_rest_url)
+    wait_until(lambda: feed.committed(first_group) == sent, 90, "every trade stored")
+    services.stop("consumer")
+    assert count_trades(url) == sent
+    # The far-past rows waited in DEFAULT; a pass (the consumer's own, or this one) moves them out.
+    maintain(url, MIDNIGHT - timedelta(hours=1))
+    before = table_state(url)
+
+    replay_group = f"replay-{uuid.uuid4().hex[:6]}"
+    start_consumer(services, "replay", feed, url, replay_group, exchange_rest_url)
+    wait_until(lambda: feed.committed(replay_group) == sent, 90, "the replay to finish")
+    assert table_state(url) == before
+    assert_rollups_sum_their_trades(url)
+    assert query(url, "SELECT count(*) FROM trades_default") == [(0,)]
+    assert {p for (p,) in query(url, "SELECT DISTINCT tableoid::regclass::text FROM trades")} == {
+        "trades_p20251025",
+        "trades_p20251026",
+        "trades_p20261129",
+        "trades_p20261130",
+    }
