@@ -15,7 +15,7 @@ timeout, so DDL waiting behind a long reader gives up and the next pass tries ag
 import logging
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg2
@@ -43,6 +43,7 @@ class PassReport:
     moved_rows: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, list[str]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    compacted: list[str] = field(default_factory=list)
 
 
 def existing_partitions(cursor: Any, table: PartitionedTable) -> set[str]:
@@ -133,11 +134,53 @@ def _record_horizon(cursor: Any, table: PartitionedTable, horizon: datetime | No
     )
 
 
+# A partition is rebuilt once its period has been over this long: late rows (a backfill) may still
+# come, but the bulk of a period's inserts is done.
+COMPACT_AFTER = timedelta(hours=1)
+_COMPACTED = "indexes rebuilt after its period ended"
+_COMPACT_LOCK = zlib.crc32(b"partition maintenance: compaction")
+
+
+def compact_closed(connection: Any, table: PartitionedTable, now: datetime, report: PassReport) -> None:
+    """Rebuilds the indexes of the partitions whose period is over, once each. Rows arrive for
+    hundreds of symbols at once, so every symbol's end of the primary key takes inserts and B-tree
+    pages split half full: a day's primary key is about twice the size of a freshly built one
+    (docs/benchmarks.md). REINDEX CONCURRENTLY builds the new index beside the old one and takes no
+    lock that stops reads or writes; it runs outside a transaction, so `connection` must be in
+    autocommit mode. The partition's comment marks it done."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+            " WHERE i.inhparent = to_regclass(%s) AND obj_description(c.oid, 'pg_class') IS DISTINCT FROM %s",
+            (table.name, _COMPACTED),
+        )
+        names = sorted(row[0] for row in cursor.fetchall())
+        for name in names:
+            if name == default_partition_name(table):
+                continue
+            start = period_start(_parse_suffix(name.removeprefix(f"{table.name}_p"), table), table.period)
+            if next_period(start, table.period) + COMPACT_AFTER > now:
+                continue
+            cursor.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(sql.Identifier(name)))
+            cursor.execute(sql.SQL("COMMENT ON TABLE {} IS %s").format(sql.Identifier(name)), (_COMPACTED,))
+            report.compacted.append(name)
+
+
+def _parse_suffix(suffix: str, table: PartitionedTable) -> datetime:
+    return datetime.strptime(suffix, "%Y%m%d" if table.period.value == "day" else "%Y%m").replace(tzinfo=UTC)
+
+
 def run_pass(
-    connection: Any, now: datetime, retention_days: dict[str, int], ahead_days: int, lock_timeout_ms: int
+    connection: Any,
+    now: datetime,
+    retention_days: dict[str, int],
+    ahead_days: int,
+    lock_timeout_ms: int,
+    compact: bool = True,
 ) -> PassReport:
     """One pass over every partitioned table, each in its own transaction. A table whose locks
-    are not had within the timeout, or whose turn another process holds, is left to the next pass."""
+    are not had within the timeout, or whose turn another process holds, is left to the next pass.
+    Then, with `compact`, the indexes of partitions whose period is over are rebuilt (once each)."""
     report = PassReport()
     for table in PARTITIONED_TABLES:
         try:
@@ -151,7 +194,27 @@ def run_pass(
         except psycopg2.errors.LockNotAvailable:
             report.skipped.append(table.name)
             log.warning("maintenance waited too long for a lock", extra={"table": table.name})
+    if compact:
+        _compact_all(connection, now, report)
     return report
+
+
+def _compact_all(connection: Any, now: datetime, report: PassReport) -> None:
+    # A session advisory lock: one process rebuilds at a time, the others leave it to it.
+    connection.autocommit = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", (_COMPACT_LOCK,))
+            if not cursor.fetchone()[0]:
+                return
+        try:
+            for table in PARTITIONED_TABLES:
+                compact_closed(connection, table, now, report)
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", (_COMPACT_LOCK,))
+    finally:
+        connection.autocommit = False
 
 
 def _lock_key(table: PartitionedTable) -> int:

@@ -274,3 +274,35 @@ def test_a_replay_from_offset_0_across_partitions_and_default_changes_nothing(
         "trades_p20261129",
         "trades_p20261130",
     }
+
+
+def test_a_partition_whose_day_is_over_has_its_indexes_rebuilt_once_and_keeps_its_rows(owner_url: str) -> None:
+    maintain(owner_url, MIDNIGHT)
+    # Many symbols at once: every symbol's end of the primary key takes inserts, pages split half full.
+    batch = [
+        TradeRow(f"S{n % 300:03d}USDT", 1000 + n // 300, "1.5", "2", MIDNIGHT_US + n * 1000, False, None)
+        for n in range(30_000)
+    ]
+    sink = Sink(owner_url)
+    try:
+        for first in range(0, len(batch), 1000):
+            sink.write(trades_batch(batch[first : first + 1000]))
+    finally:
+        sink.dispose()
+
+    def index_bytes() -> int:
+        size: int = query(owner_url, "SELECT pg_indexes_size('trades_p20261130')")[0][0]
+        return size
+
+    grown = index_bytes()
+    assert maintain(owner_url, MIDNIGHT + timedelta(hours=23)).compacted == []  # the day is not over
+    report = maintain(owner_url, MIDNIGHT + timedelta(days=1, hours=2))
+    assert "trades_p20261130" in report.compacted
+    assert index_bytes() < grown * 0.8
+    assert "trades_p20261130" not in maintain(owner_url, MIDNIGHT + timedelta(days=1, hours=3)).compacted
+    sink = Sink(owner_url)
+    try:
+        assert sink.write(trades_batch(batch[:1000])).trades == 0
+    finally:
+        sink.dispose()
+    assert query(owner_url, "SELECT count(*) FROM trades") == [(30_000,)]
