@@ -9,7 +9,8 @@ consumer's sink (COPY + the plain insert, rollups in the same transaction) into 
 in the partitioned layout, then VACUUMs and reports, per stored trade: the trades heap, its primary
 key, and the 1-second and 1-minute rollups' share (heap and key), with PostgreSQL's own sizes
 (pg_relation_size, pg_indexes_size: main fork, free space map and visibility map included).
-Also the disk per day at the whole market's ~1,000 trades/s and at a developer's few symbols.
+Also the disk per day at --rate (the rollups' share per trade depends on how many symbols trade
+in each second and minute: run it with the symbols and rate of the market in question).
 Runs in its own database, dropped at the end.
 """
 
@@ -146,8 +147,10 @@ def main() -> int:
             print(f"{table:<20} {heap / stored:>13.1f} {index / stored:>14.1f} {(heap + index) / stored:>12.1f}")
         per_trade = total / stored
         print(f"{'all in':<20} {'':>13} {'':>14} {per_trade:>12.1f}")
-        for label, rate in (("whole market, 1,000 trades/s", 1000), ("a developer's 2 symbols, ~20 trades/s", 20)):
-            print(f"disk per day, {label}: {per_trade * rate * 86_400 / 1e9:.2f} GB")
+        for table, (heap, index) in measured.items():
+            per_day = (heap + index) / stored * args.rate * 86_400
+            print(f"disk per day at {args.rate:g} trades/s, {table}: {per_day / 1e9:.3f} GB")
+        print(f"disk per day at {args.rate:g} trades/s, all in: {per_trade * args.rate * 86_400 / 1e9:.2f} GB")
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
