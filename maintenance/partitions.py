@@ -4,8 +4,9 @@ dropped whole.
 
 Our own small job rather than pg_partman: the same Python runs in the local stack, in compose and
 in the tests on a stock PostgreSQL (no extension to package into every image), and it handles the
-DEFAULT partition's rows itself (pg_partman 4.7 leaves those to a manual
-partition_data_proc call, and refuses to create a child whose rows sit in the default).
+DEFAULT partition's rows itself (pg_partman 4.7 leaves moving them to a manual
+partition_data_proc call, and until then its maintenance cannot create the child they belong to:
+PostgreSQL refuses a partition whose rows the default holds).
 
 Every table is its own transaction under a transaction-scoped advisory lock, so two consumers
 running the job at once (a scaled-out group) take turns instead of racing, and under a lock
