@@ -16,6 +16,7 @@ COPY producer ./producer
 COPY consumer ./consumer
 COPY api ./api
 COPY bootstrap ./bootstrap
+COPY maintenance ./maintenance
 COPY fake_binance ./fake_binance
 # The services never install anything: pip and setuptools (about 23 MB) stay behind.
 RUN /opt/venv/bin/pip install --no-deps . \

@@ -21,6 +21,8 @@ from sqlalchemy.exc import OperationalError
 
 import schemas
 from bootstrap.settings import BootstrapSettings
+from maintenance import runner as maintenance
+from maintenance.settings import MaintenanceSettings
 from schemas.topics import TopicSpec
 
 log = logging.getLogger("bootstrap")
@@ -98,6 +100,8 @@ def main() -> int:
     timeout_s = settings.wait_timeout_s
     retry_until(lambda: create_topics(settings.kafka_bootstrap_servers, specs), "kafka", timeout_s)
     retry_until(lambda: migrate(settings.database_url, settings.api_role), "postgresql", timeout_s)
+    # Partitions for today and ahead before any service writes (the consumer keeps them coming).
+    maintenance.run_once(MaintenanceSettings(database_url=settings.database_url))
     log.info("ready")
     return 0
 

@@ -11,6 +11,8 @@ from consumer.loop import RawConsumer, tune_garbage_collector
 from consumer.metrics import METRICS, MeasuredSink
 from consumer.settings import ConsumerSettings
 from consumer.symbols import SymbolRegistry, binance_exchange_info
+from maintenance.runner import MaintenanceThread
+from maintenance.settings import MaintenanceSettings
 
 
 def main() -> int:
@@ -23,7 +25,9 @@ def main() -> int:
     if settings.check_symbols:
         fetch = binance_exchange_info(settings.rest_base_url)
         registry = SymbolRegistry(settings.database_url, fetch, settings.symbol_refresh_s)
-    sinks = [MeasuredSink(settings.database_url, METRICS) for _ in range(settings.writers)]
+    sinks = [
+        MeasuredSink(settings.database_url, METRICS, settings.book_ticker_sample_ms) for _ in range(settings.writers)
+    ]
     consumer = RawConsumer(settings, sinks, registry)
     metrics_server = METRICS.serve(settings)
 
@@ -33,10 +37,16 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    maintenance = None
+    if settings.maintenance:
+        maintenance = MaintenanceThread(MaintenanceSettings(database_url=settings.database_url))
+        maintenance.start()
     tune_garbage_collector()
     try:
         consumer.run()
     finally:
+        if maintenance is not None:
+            maintenance.stop()
         if metrics_server is not None:
             metrics_server.stop()
     return 0

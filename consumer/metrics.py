@@ -260,8 +260,8 @@ def partition_lags(statistics: Mapping[str, Any]) -> dict[tuple[str, int], int]:
 class MeasuredSink(Sink):
     """A Sink whose writes are timed, and whose failures count as database trouble."""
 
-    def __init__(self, database_url: str, metrics: ConsumerMetrics) -> None:
-        super().__init__(database_url)
+    def __init__(self, database_url: str, metrics: ConsumerMetrics, book_ticker_sample_ms: int = 0) -> None:
+        super().__init__(database_url, book_ticker_sample_ms)
         self.metrics = metrics
 
     def write(

@@ -38,6 +38,13 @@ class ConsumerSettings(BaseSettings):
     # a writer idles from finishing one batch until the main thread hands it the next, which it
     # does only after parsing a whole read: a third of the time at full load (docs/benchmarks.md).
     batches_in_flight: Annotated[int, Field(ge=1, le=8)] = 2
+    # bookTicker updates stored: the first of each symbol in each period of this many ms (0: every
+    # update). Kafka keeps every update for the raw topic's retention; at the whole market's ~5,000
+    # updates/s, one a second per symbol is what months in PostgreSQL can hold (README.md).
+    book_ticker_sample_ms: Annotated[int, Field(ge=0, le=3_600_000)] = 1000
+    # Run the partition maintenance pass (maintenance/, settings MAINTENANCE_*) in a thread of the
+    # consumer. Consumers of one group take turns (an advisory lock): leave it on in each.
+    maintenance: bool = True
     # Database retry backoff while PostgreSQL is unavailable.
     retry_min_s: float = 0.5
     retry_max_s: float = 15.0

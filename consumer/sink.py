@@ -89,19 +89,66 @@ _MINUTES_FROM_SECONDS = """
     GROUP BY 1, 2"""
 
 
-# The primary key (symbol, trade_id) makes a redelivered or replayed trade a no-op, and only the
-# trades this statement really inserted (RETURNING) reach the rollups: a replay adds nothing.
+# Trade ids are unique per symbol, but the trades primary key (symbol, trade_id, trade_time) holds
+# the partition key and so is unique per partition only: the same id sent again with another time
+# would be a second row in another partition. So a batch is inserted plainly only when it cannot
+# repeat a stored id anywhere: its ids are distinct and lie, symbol by symbol, outside the id range
+# stored so far (stored_id_ranges, one probe per symbol of the batch). Live data always does (ids
+# grow); a redelivery, a replay, or a REST backfill overlapping the stream does not, and takes the
+# merge, which looks every staged id up in every partition (the primary key's (symbol, trade_id)
+# prefix) and keeps the first of the batch's own repeats. Only the trades really inserted
+# (RETURNING) reach the rollups: a replay adds nothing.
 # The batch is aggregated once, by second; the minutes are aggregated from those seconds (a few
 # rows each), not from the trades again: that second pass over the trades was a fifth of the
 # statement's cost.
-def _move_trades(on_conflict: str) -> str:
+def _id_overlap(kind: str, staging: str, id_column: str) -> str:
+    """A CTE `overlap` with one boolean: may the staged rows repeat a stored id (or one another)?"""
     return f"""
-WITH inserted AS (
+batch_ids AS MATERIALIZED (
+    SELECT symbol, min({id_column}) AS first_id, max({id_column}) AS last_id,
+        count(*) <> count(DISTINCT {id_column}) AS repeats
+    FROM {staging} GROUP BY symbol
+),
+overlap AS (
+    SELECT EXISTS (
+        SELECT 1 FROM batch_ids b LEFT JOIN stored_id_ranges r ON r.kind = '{kind}' AND r.symbol = b.symbol
+        WHERE b.repeats OR (b.first_id <= r.last_id AND b.last_id >= r.first_id)
+    ) AS found
+)"""
+
+
+def _id_ranges(kind: str, ids: str) -> str:
+    """Widens stored_id_ranges by `ids` (symbol, first_id, last_id)."""
+    return f"""
+    INSERT INTO stored_id_ranges AS r (kind, symbol, first_id, last_id)
+    SELECT '{kind}', symbol, min(first_id), max(last_id) FROM ({ids}) AS ids GROUP BY symbol
+    ON CONFLICT (kind, symbol) DO UPDATE SET
+        first_id = least(r.first_id, excluded.first_id), last_id = greatest(r.last_id, excluded.last_id)"""
+
+
+def _new_rows(merge: bool, staging: str, table: str, id_column: str) -> tuple[str, str]:
+    """The FROM ... WHERE of the staged rows to insert, and the overlap CTE (if any): plainly, all
+    of them unless `overlap` found one that may repeat a stored id (then none: the caller merges);
+    merging, the first staged row of each id whose id no partition holds."""
+    if not merge:
+        return f"{staging} WHERE NOT (SELECT found FROM overlap)", _id_overlap(table, staging, id_column) + ","
+    rows = f"""(
+        SELECT DISTINCT ON (symbol, {id_column}) * FROM {staging} ORDER BY symbol, {id_column}, ctid
+    ) AS s
+    WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.symbol = s.symbol AND t.{id_column} = s.{id_column})
+    ON CONFLICT DO NOTHING"""
+    return rows, "overlap AS (SELECT false AS found),"
+
+
+def _move_trades(merge: bool) -> str:
+    rows, overlap = _new_rows(merge, "trades_staging", "trades", "trade_id")
+    return f"""
+WITH {overlap}
+inserted AS (
     INSERT INTO trades (symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time)
     SELECT symbol, trade_id, price, quantity, {_US.format("trade_time_us")}, buyer_is_maker,
         {_US.format("event_time_us")}
-    FROM trades_staging
-    {on_conflict}
+    FROM {rows}
     RETURNING symbol, trade_id, price, quantity, trade_time, buyer_is_maker
 ),
 seconds AS MATERIALIZED (
@@ -119,19 +166,26 @@ seconds AS MATERIALIZED (
     GROUP BY 1, 2
 ),
 candles_1s AS ({_merge_candle("trade_candles_1s", f"SELECT {_CANDLE_COLUMNS} FROM seconds")}),
-candles_1m AS ({_merge_candle("trade_candles_1m", _MINUTES_FROM_SECONDS)})
-SELECT count(*) FROM inserted
+candles_1m AS ({_merge_candle("trade_candles_1m", _MINUTES_FROM_SECONDS)}),
+ranges AS ({_id_ranges("trades", "SELECT symbol, first_trade_id AS first_id, last_trade_id AS last_id FROM seconds")})
+SELECT (SELECT count(*) FROM inserted), (SELECT found FROM overlap)
 """
 
 
-def _move_agg_trades(on_conflict: str) -> str:
+def _move_agg_trades(merge: bool) -> str:
+    rows, overlap = _new_rows(merge, "agg_trades_staging", "agg_trades", "agg_trade_id")
     return f"""
-INSERT INTO agg_trades (symbol, agg_trade_id, price, quantity, first_trade_id, last_trade_id,
-    trade_time, buyer_is_maker, event_time)
-SELECT symbol, agg_trade_id, price, quantity, first_trade_id, last_trade_id,
-    {_US.format("trade_time_us")}, buyer_is_maker, {_US.format("event_time_us")}
-FROM agg_trades_staging
-{on_conflict}
+WITH {overlap}
+inserted AS (
+    INSERT INTO agg_trades (symbol, agg_trade_id, price, quantity, first_trade_id, last_trade_id,
+        trade_time, buyer_is_maker, event_time)
+    SELECT symbol, agg_trade_id, price, quantity, first_trade_id, last_trade_id,
+        {_US.format("trade_time_us")}, buyer_is_maker, {_US.format("event_time_us")}
+    FROM {rows}
+    RETURNING symbol, agg_trade_id
+),
+ranges AS ({_id_ranges("agg_trades", "SELECT symbol, agg_trade_id AS first_id, agg_trade_id AS last_id FROM inserted")})
+SELECT (SELECT count(*) FROM inserted), (SELECT found FROM overlap)
 """
 
 
@@ -161,14 +215,43 @@ WHERE NOT k.is_closed
 """
 
 
-def _move_book_tickers(on_conflict: str) -> str:
+def _move_book_tickers(merge: bool, sample_us: int) -> str:
+    """Book tickers in: every update (sample_us 0), or the first update of each symbol in each
+    period of sample_us by receive time (Kafka keeps every update for its retention). The first,
+    not the last: a stored row is never updated (no dead rows at thousands of updates a second),
+    and a replay picks the same rows again, so a sample is stored once."""
+    if not sample_us:
+        return f"""
+WITH inserted AS (
+    INSERT INTO book_tickers (symbol, update_id, bid_price, bid_quantity, ask_price, ask_quantity, received_at)
+    SELECT symbol, update_id, bid_price, bid_quantity, ask_price, ask_quantity, {_US.format("received_at_us")}
+    FROM book_tickers_staging
+    {_MERGE if merge else _INSERT_NEW}
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted), false
+"""
+    # The period's start, rounding down below the epoch too (% keeps the dividend's sign).
+    start = f"(received_at_us - (received_at_us % {sample_us} + {sample_us}) % {sample_us})"
     return f"""
-INSERT INTO book_tickers (symbol, update_id, bid_price, bid_quantity, ask_price, ask_quantity,
-    received_at)
-SELECT symbol, update_id, bid_price, bid_quantity, ask_price, ask_quantity,
-    {_US.format("received_at_us")}
-FROM book_tickers_staging
-{on_conflict}
+WITH sampled AS (
+    SELECT DISTINCT ON (symbol, {start}) *, {start} AS period_us
+    FROM book_tickers_staging
+    ORDER BY symbol, {start}, received_at_us, update_id
+),
+inserted AS (
+    INSERT INTO book_tickers (symbol, update_id, bid_price, bid_quantity, ask_price, ask_quantity, received_at)
+    SELECT symbol, update_id, bid_price, bid_quantity, ask_price, ask_quantity, {_US.format("received_at_us")}
+    FROM sampled s
+    WHERE NOT EXISTS (
+        SELECT 1 FROM book_tickers b
+        WHERE b.symbol = s.symbol AND b.received_at >= {_US.format("s.period_us")}
+            AND b.received_at < {_US.format(f"(s.period_us + {sample_us})")}
+    )
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM inserted), false
 """
 
 
@@ -188,16 +271,21 @@ _COPY_CHUNK = 16 * 1024 * 1024
 _INSERT_NEW = ""
 _MERGE = "ON CONFLICT DO NOTHING"
 
-# Statement names for PREPARE: constant SQL, planned once per connection.
-_PREPARED = {
-    "insert_new_trades": _move_trades(_INSERT_NEW),
-    "merge_trades": _move_trades(_MERGE),
-    "insert_new_agg_trades": _move_agg_trades(_INSERT_NEW),
-    "merge_agg_trades": _move_agg_trades(_MERGE),
-    "insert_new_book_tickers": _move_book_tickers(_INSERT_NEW),
-    "merge_book_tickers": _move_book_tickers(_MERGE),
-    "move_klines": _MOVE_KLINES,
-}
+
+def prepared_statements(book_ticker_sample_us: int) -> dict[str, str]:
+    """Statement names for PREPARE: this module's SQL, planned once per connection. Each
+    insert-once statement answers (rows inserted, whether the batch must merge instead)."""
+    return {
+        "insert_new_trades": _move_trades(merge=False),
+        "merge_trades": _move_trades(merge=True),
+        "insert_new_agg_trades": _move_agg_trades(merge=False),
+        "merge_agg_trades": _move_agg_trades(merge=True),
+        "insert_new_book_tickers": _move_book_tickers(False, book_ticker_sample_us),
+        "merge_book_tickers": _move_book_tickers(True, book_ticker_sample_us),
+        "move_klines": _MOVE_KLINES,
+    }
+
+
 # Per table: the plain insert in a savepoint (one round trip: the savepoint is set before the
 # insert runs, whatever it meets), and the merge after rolling back to it.
 _INSERT_ONCE = {
@@ -216,8 +304,9 @@ _INSERT_ONCE = {
 }
 
 # After a merge: the staged rows whose id is stored with other values (a trade re-sent with another
-# price, quantity, time or side). The stored row stays; these are dead-lettered as
-# conflicting_duplicate. Run only on the merge path, so an all-new batch costs nothing more.
+# price, quantity, time or side), looked up in every partition (a different time is another one).
+# The stored row stays; these are dead-lettered as conflicting_duplicate. Run only on the merge
+# path, so an all-new batch costs nothing more.
 _CONFLICTS = {
     "trades": f"""
 SELECT s.symbol, s.trade_id, s.price::text, s.quantity::text, s.trade_time_us, s.buyer_is_maker,
@@ -322,11 +411,18 @@ class LagRow(NamedTuple):
     lag: int
 
 
-# Dead letters are rare and their detail is free text, so plain bound parameters, not COPY.
+# Dead letters are rare and their detail is free text, so plain bound parameters, not COPY. The
+# primary key holds recorded_at (the partition key), which a replay sets anew: where a message
+# came from is looked up in every partition, so a replayed dead letter is still recorded once.
 _INSERT_DEAD_LETTERS = """
 INSERT INTO dead_letters (source_topic, source_partition, source_offset, reason, detail, stream)
-VALUES %s
-ON CONFLICT (source_topic, source_partition, source_offset) DO NOTHING
+SELECT * FROM (VALUES %s) AS v (source_topic, source_partition, source_offset, reason, detail, stream)
+WHERE NOT EXISTS (
+    SELECT 1 FROM dead_letters d
+    WHERE d.source_topic = v.source_topic AND d.source_partition = v.source_partition
+        AND d.source_offset = v.source_offset
+)
+ON CONFLICT DO NOTHING
 """
 _UPSERT_LAG = """
 INSERT INTO consumer_lag (group_id, topic, partition, next_offset, high_watermark, lag)
@@ -341,8 +437,9 @@ class Sink:
     """One long-lived connection: staging tables are created and the statements prepared once per
     connection, so a batch costs a COPY and an EXECUTE per table, not a re-plan of each statement."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, book_ticker_sample_ms: int = 0) -> None:
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._statements = prepared_statements(book_ticker_sample_ms * 1000)
         self._connection: Any = None
         # Batches that held an already stored row and so took the ON CONFLICT way, per table.
         self.merged_batches: Counter[str] = Counter()
@@ -352,7 +449,7 @@ class Sink:
             connection = psycopg2.connect(self._dsn)
             with connection.cursor() as cursor:
                 cursor.execute(_CREATE_STAGING)
-                for name, statement in _PREPARED.items():
+                for name, statement in self._statements.items():
                     # Both are this module's constants (no input reaches them): PREPARE takes no
                     # bound parameters for a statement's name or text.
                     cursor.execute(f"PREPARE {name} AS {statement}")
@@ -380,13 +477,11 @@ class Sink:
                 conflicts: list[Conflict] = []
                 if rows.trades:
                     cursor.copy_expert(_COPY_TRADES, io.BytesIO(b"".join(rows.trades)), _COPY_CHUNK)
-                    merged = self._insert_once(cursor, "trades")
-                    written.trades = cursor.fetchone()[0]
+                    written.trades, merged = self._insert_once(cursor, "trades")
                     conflicts += self._conflicts(cursor, "trades") if merged else []
                 if rows.agg_trades:
                     cursor.copy_expert("COPY agg_trades_staging FROM STDIN", copy_text(rows.agg_trades), _COPY_CHUNK)
-                    merged = self._insert_once(cursor, "agg_trades")
-                    written.agg_trades = cursor.rowcount
+                    written.agg_trades, merged = self._insert_once(cursor, "agg_trades")
                     conflicts += self._conflicts(cursor, "agg_trades") if merged else []
                 if rows.klines:
                     cursor.copy_expert("COPY klines_staging FROM STDIN", copy_text(rows.klines), _COPY_CHUNK)
@@ -396,8 +491,7 @@ class Sink:
                     cursor.copy_expert(
                         "COPY book_tickers_staging FROM STDIN", copy_text(rows.book_tickers), _COPY_CHUNK
                     )
-                    self._insert_once(cursor, "book_tickers")
-                    written.book_tickers = cursor.rowcount
+                    written.book_tickers, _ = self._insert_once(cursor, "book_tickers")
                 if conflicts:
                     written.conflicts = self._dead_letter_conflicts(cursor, conflicts, find_conflicts)
             connection.commit()
@@ -406,17 +500,20 @@ class Sink:
             self.dispose()  # a broken or half-used connection is not reused: start clean
             raise
 
-    def _insert_once(self, cursor: Any, table: str) -> bool:
+    def _insert_once(self, cursor: Any, table: str) -> tuple[int, bool]:
         """Moves the staged rows of `table` in, the fast way when none is stored yet (see
-        _INSERT_ONCE); the cursor holds the statement's result. True if it took the merge."""
+        _INSERT_ONCE). Returns the rows inserted, and True if it took the merge."""
         insert_new, merge = _INSERT_ONCE[table]
         try:
             cursor.execute(insert_new)
+            inserted, must_merge = cursor.fetchone()
         except psycopg2.errors.UniqueViolation:
-            cursor.execute(merge)
-            self.merged_batches[table] += 1
-            return True
-        return False
+            must_merge = True
+        if not must_merge:
+            return inserted, False
+        cursor.execute(merge)
+        self.merged_batches[table] += 1
+        return cursor.fetchone()[0], True
 
     def _conflicts(self, cursor: Any, table: str) -> list[Conflict]:
         cursor.execute(_CONFLICTS[table])

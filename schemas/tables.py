@@ -31,8 +31,11 @@ trades = Table(
     # When Binance emitted the event; REST backfill records carry none.
     Column("event_time", DateTime(timezone=True), nullable=True),
     Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    # Binance trade ids are unique per symbol: this key is what makes redelivery harmless.
-    PrimaryKeyConstraint("symbol", "trade_id", name="trades_pkey"),
+    # Binance trade ids are unique per symbol: this key is what makes redelivery harmless. It holds
+    # the partition key too (PostgreSQL's rule for a partitioned table's unique keys), so it is
+    # unique per partition only: consumer/sink.py keeps (symbol, trade_id) unique across them.
+    PrimaryKeyConstraint("symbol", "trade_id", "trade_time", name="trades_pkey"),
+    postgresql_partition_by="RANGE (trade_time)",
 )
 
 # No index on (symbol, trade_time): a time maps to trade ids through the 1-second rollup's
@@ -53,7 +56,8 @@ agg_trades = Table(
     # REST records carry no event time.
     Column("event_time", DateTime(timezone=True), nullable=True),
     Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("symbol", "agg_trade_id", name="agg_trades_pkey"),
+    PrimaryKeyConstraint("symbol", "agg_trade_id", "trade_time", name="agg_trades_pkey"),
+    postgresql_partition_by="RANGE (trade_time)",
 )
 Index("agg_trades_symbol_trade_time_idx", agg_trades.c.symbol, agg_trades.c.trade_time)
 
@@ -82,9 +86,11 @@ klines = Table(
     Column("source", Text, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("symbol", "interval", "open_time", name="klines_pkey"),
+    postgresql_partition_by="RANGE (open_time)",
 )
 
 # Best bid and ask (`<symbol>@bookTicker`); the payload has no time, so the producer's receive time.
+# Kafka keeps every update; the consumer stores one per symbol per CONSUMER_BOOK_TICKER_SAMPLE_MS.
 book_tickers = Table(
     "book_tickers",
     metadata,
@@ -95,7 +101,8 @@ book_tickers = Table(
     Column("ask_price", Numeric, nullable=False),
     Column("ask_quantity", Numeric, nullable=False),
     Column("received_at", DateTime(timezone=True), nullable=False),
-    PrimaryKeyConstraint("symbol", "update_id", name="book_tickers_pkey"),
+    PrimaryKeyConstraint("symbol", "received_at", "update_id", name="book_tickers_pkey"),
+    postgresql_partition_by="RANGE (received_at)",
 )
 
 # Symbols as listed by GET /api/v3/exchangeInfo: what "known symbol" means to the consumer, and
@@ -136,6 +143,7 @@ def _trade_candles(name: str) -> Table:
         # Sum of the trade prices, for the mean price of a range without reading its trades.
         Column("price_sum", Numeric, nullable=False),
         PrimaryKeyConstraint("symbol", "open_time", name=f"{name}_pkey"),
+        postgresql_partition_by="RANGE (open_time)",
     )
 
 
@@ -144,7 +152,8 @@ trade_candles_1s = _trade_candles("trade_candles_1s")
 trade_candles_1m = _trade_candles("trade_candles_1m")
 
 # One row per dead-lettered message, written in the same transaction as its batch and keyed by
-# where it came from, so replays don't count it twice. The message itself (original bytes and
+# where it came from, so replays don't count it twice (the key holds the partition key, so the sink
+# checks "where it came from" across partitions before inserting). The message itself (original bytes and
 # headers) is in the DLQ topic; this is the index a person or the status page starts from.
 dead_letters = Table(
     "dead_letters",
@@ -156,9 +165,37 @@ dead_letters = Table(
     Column("detail", Text, nullable=False),
     Column("stream", Text, nullable=True),
     Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    PrimaryKeyConstraint("source_topic", "source_partition", "source_offset", name="dead_letters_pkey"),
+    PrimaryKeyConstraint("source_topic", "source_partition", "source_offset", "recorded_at", name="dead_letters_pkey"),
+    postgresql_partition_by="RANGE (recorded_at)",
 )
 Index("dead_letters_recorded_at_idx", dead_letters.c.recorded_at)
+
+# Per symbol, the smallest and largest id stored of trades and of aggregate trades (`kind`). A batch
+# whose ids all lie outside its symbols' ranges cannot repeat a stored id in any partition, so it
+# takes the plain insert; one that overlaps is checked against every partition (consumer/sink.py).
+# Ranges only widen: after retention drops a partition they still cover its ids, which only sends
+# a re-sent old trade the careful way.
+stored_id_ranges = Table(
+    "stored_id_ranges",
+    metadata,
+    Column("kind", Text, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("first_id", BigInteger, nullable=False),
+    Column("last_id", BigInteger, nullable=False),
+    PrimaryKeyConstraint("kind", "symbol", name="stored_id_ranges_pkey"),
+)
+
+# What each time-partitioned table keeps, as the maintenance job (maintenance/) last applied it:
+# the api answers a question about an older period with a 4xx naming `kept_since`.
+storage_horizons = Table(
+    "storage_horizons",
+    metadata,
+    Column("table_name", Text, primary_key=True),
+    # Rows older than this are dropped (whole partitions): null while nothing was ever dropped.
+    Column("kept_since", DateTime(timezone=True), nullable=True),
+    Column("retention_days", Integer, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
 
 # How far each consumer group is behind, per partition, as the consumer last saw it.
 consumer_lag = Table(

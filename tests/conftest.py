@@ -23,6 +23,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import compose_local  # noqa: E402
 
+from schemas.partitions import PARTITIONED_TABLES  # noqa: E402
+
 TEST_STACK = {
     "STACK_DIR": str(REPO / ".local/test-stack"),
     "KAFKA_PORT": "29092",
@@ -31,6 +33,10 @@ TEST_STACK = {
     "PG_FSYNC": "off",
 }
 ARTIFACTS = REPO / "artifacts"
+# Test data is dated where each test needs it (often 2025): services started by the tests keep
+# every partition, or the consumer's maintenance pass would drop their rows as past retention.
+# tests/integration/test_partitions.py and bench/retention_run.py exercise retention itself.
+KEEP_EVERYTHING = {f"MAINTENANCE_RETENTION_{table.name.upper()}_DAYS": "0" for table in PARTITIONED_TABLES}
 
 
 def wait_until(condition: Callable[[], object], timeout_s: float, what: str, interval_s: float = 0.2) -> object:
@@ -146,7 +152,7 @@ class Services:
 
     def service(self, name: str, overrides: dict[str, str]) -> compose_local.LocalService:
         addresses = compose_local.stack_addresses(self.stack_env, self.extra_addresses)
-        return compose_local.local_service(name, addresses, self.variables, overrides)
+        return compose_local.local_service(name, addresses, self.variables, {**KEEP_EVERYTHING, **overrides})
 
     def run_once(self, name: str, overrides: dict[str, str], timeout_s: float = 120) -> None:
         with open(self.log_dir / f"{name}.log", "ab") as log:

@@ -39,15 +39,15 @@ def rollup_table(interval: Interval) -> Table:
     return trade_candles_1s if interval is Interval.S1 else trade_candles_1m
 
 
-async def traded_seconds(connection: AsyncConnection, symbol: str) -> tuple[datetime, datetime] | None:
-    """Open times of the symbol's first and last traded second: the first and last row of the
-    1-second rollup, two probes of its primary key (trades has no time index). Seconds are exact
-    enough: every kline boundary, whatever the interval and time zone offset, is a whole second."""
-    seconds = trade_candles_1s.c.open_time
-    first = (select(seconds).where(trade_candles_1s.c.symbol == symbol).order_by(seconds).limit(1)).scalar_subquery()
-    last = (
-        select(seconds).where(trade_candles_1s.c.symbol == symbol).order_by(seconds.desc()).limit(1)
-    ).scalar_subquery()
+async def traded_span(connection: AsyncConnection, table: Table, symbol: str) -> tuple[datetime, datetime] | None:
+    """Open times of the symbol's first and last row in the rollup `table` (the interval's: see
+    rollup_table), two probes of its primary key (trades has no time index). Exact enough: a 1s
+    kline's boundaries are whole seconds, and every longer kline's whole minutes, whatever the time
+    zone offset. The interval's own rollup, because retention may keep the 1-minute rollup longer
+    than the 1-second one: candles of 1m and up answer for as long as their rollup is kept."""
+    opens = table.c.open_time
+    first = (select(opens).where(table.c.symbol == symbol).order_by(opens).limit(1)).scalar_subquery()
+    last = (select(opens).where(table.c.symbol == symbol).order_by(opens.desc()).limit(1)).scalar_subquery()
     row = (await connection.execute(select(first.label("first"), last.label("last")))).one()
     if row.first is None:
         return None
@@ -193,7 +193,7 @@ async def candles(
     None), the oldest `limit` with a start, else the newest; capped to `max_rollup_rows` rollup
     rows. With `history`, up to that many candles before the first are returned too (for
     indicators), not counted in `limit`."""
-    bounds = await traded_seconds(connection, symbol)
+    bounds = await traded_span(connection, rollup_table(interval), symbol)
     if bounds is None:
         return CandleWindow([], None)
     data_first, data_last = to_ms(bounds[0]), to_ms(bounds[1])

@@ -7,14 +7,16 @@ primary key finds a symbol's oldest or newest second in one index step, and that
 first/last trade ids bound the trades to read (by the trades primary key) to that second's id
 range, never the symbol's whole history."""
 
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, select
+from sqlalchemy import ColumnElement, Interval, Select, literal, select
 from sqlalchemy.sql.selectable import CTE, LateralFromClause
 
 from schemas.tables import trade_candles_1s, trades
 
 SECOND = trade_candles_1s
+ONE_SECOND = literal(timedelta(seconds=1), Interval())
 
 
 def rollup_symbols() -> CTE:
@@ -60,6 +62,10 @@ def edge_trade(
         .where(
             trades.c.symbol == symbol,
             trades.c.trade_id.between(second.c.first_trade_id, second.c.last_trade_id),
+            # The second's own trades lie in it: the bounds let PostgreSQL read only the time
+            # partition holding it, where the id range alone would probe every partition.
+            trades.c.trade_time >= second.c.open_time,
+            trades.c.trade_time < second.c.open_time + ONE_SECOND,
         )
         .order_by(*trade_order)
         .limit(1)

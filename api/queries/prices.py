@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from api.queries.edge_trades import rollup_symbols
+from api.queries.edge_trades import ONE_SECOND, rollup_symbols
 from schemas.tables import symbols, trade_candles_1m, trade_candles_1s, trades
 
 _TRADE_COLUMNS = (trades.c.symbol, trades.c.price, trades.c.quantity, trades.c.trade_id, trades.c.trade_time)
@@ -38,7 +38,10 @@ def _latest_in_second(symbol: ColumnElement[str], rollup: Any, until: ColumnElem
     conditions = [
         trades.c.symbol == symbol,
         trades.c.trade_id.between(rollup.c.first_trade_id, rollup.c.last_trade_id),
+        # The second's own bounds: what it holds lies in them, and they let PostgreSQL read only
+        # the time partition holding that second (the id range alone would probe every one).
         trades.c.trade_time >= rollup.c.open_time,
+        trades.c.trade_time < rollup.c.open_time + ONE_SECOND,
     ]
     if until is not None:
         conditions.append(trades.c.trade_time < until)

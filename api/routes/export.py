@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from starlette.types import Receive, Scope, Send
 
+from api import retention
 from api.deps import DbEngine, Settings, check_limit, require_known_symbol
 from api.errors import Problem, busy
 from api.export_slots import ExportSlots
@@ -17,6 +18,7 @@ from api.json_body import json_response
 from api.models import Side, TradesPage
 from api.params import MAX_INT64, End, Start, Symbol, check_range
 from api.queries import trades
+from api.retention import require_kept
 from api.settings import ApiSettings
 
 router = APIRouter(prefix="/v1", tags=["trades"])
@@ -64,6 +66,7 @@ async def export_trades(
         return await _csv_export(request, engine, settings, symbol, start, end)
     check_limit(limit, settings.export_json_max_limit)
     async with engine.connect() as connection:
+        await require_kept(connection, retention.TRADES, "start", start)
         bounds = await trades.trade_id_bounds(connection, symbol, start, end)
         if bounds is None:
             await require_known_symbol(connection, symbol)
@@ -113,7 +116,7 @@ async def _csv_export(
 ) -> Response:
     """Everything an export can fail on before its first byte happens here, before the status
     line: a free export slot (else 503 at once), its one database connection (checked out within
-    the pool timeout, else 503), the trade id bounds and the symbol check. The COPY then runs on
+    the pool timeout, else 503), retention, the trade id bounds and the symbol check. The COPY then runs on
     that same connection, so a started export never waits on the pool."""
     slots: ExportSlots = request.app.state.export_slots
     if not slots.try_acquire():
@@ -122,6 +125,7 @@ async def _csv_export(
     try:
         connection = await engine.connect()
         snapshot = await trades.begin_export(connection)
+        await require_kept(snapshot, retention.TRADES, "start", start)
         bounds = await trades.trade_id_bounds(snapshot, symbol, start, end)
         if bounds is None:
             await require_known_symbol(snapshot, symbol)

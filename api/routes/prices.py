@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from api import retention
 from api.deps import DbConnection, require_known_symbol, unknown_symbol
 from api.errors import NotFoundError, Problem
 from api.models import LatestPrice, LatestPrices, MinuteRange, PriceAt
 from api.params import OptionalSymbol, Symbol, TimeValue
 from api.queries import prices
+from api.retention import require_kept
 
 router = APIRouter(prefix="/v1/prices", tags=["prices"])
 
@@ -43,6 +45,7 @@ async def price_at(
 ) -> PriceAt:
     """The price in effect at the end of that second: the last trade at or before it."""
     second = timestamp.replace(microsecond=0)
+    await require_kept(connection, retention.TRADES, "timestamp", second)
     row = await prices.trade_at_or_before(connection, symbol, second + timedelta(seconds=1))
     if row is None:
         await require_known_symbol(connection, symbol)
@@ -69,6 +72,7 @@ async def minute_range(
     """High and low (and open, close, volume, trade count) of one minute; high and low are null
     when the minute had no trades."""
     start = minute.replace(second=0, microsecond=0)
+    await require_kept(connection, retention.MINUTES, "minute", start)
     row = await prices.minute_candle(connection, symbol, start)
     if row is None:
         if not await prices.symbol_is_known(connection, symbol):

@@ -4,11 +4,13 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
+from api import retention
 from api.deps import DbConnection, Settings, require_known_symbol
 from api.errors import Problem
 from api.models import Stats
 from api.params import End, Start, Symbol, check_range
 from api.queries import stats
+from api.retention import require_kept
 
 router = APIRouter(prefix="/v1", tags=["stats"])
 
@@ -23,6 +25,7 @@ async def trade_stats(connection: DbConnection, settings: Settings, symbol: Symb
     """Trade count, mean price, VWAP, high, low and volume of the trades in [start, end)
     (at most 366 days by default)."""
     check_range(start, end, timedelta(days=settings.stats_max_range_days))
+    await require_kept(connection, retention.TRADES, "start", start)
     row = await stats.trade_stats(connection, symbol, start, end)
     if row["trade_count"] == 0:
         await require_known_symbol(connection, symbol)

@@ -30,6 +30,7 @@ import httpx
 import psycopg2
 from confluent_kafka import Consumer, TopicPartition
 
+from schemas.topics import TOPICS
 from tests.conftest import REPO, Services, free_port, wait_until
 from tests.faults.truth import (
     MINUTE_MS,
@@ -51,7 +52,7 @@ from tests.support.kafka import PrivateKafka
 from tests.support.postgres import PrivatePostgres
 
 RAW_TOPIC, DLQ_TOPIC = "binance.raw", "binance.raw.dlq"  # compose's defaults, on the private broker
-RAW_PARTITIONS = 3
+RAW_PARTITIONS = next(spec.partitions for spec in TOPICS if spec.name == RAW_TOPIC)  # as bootstrap creates it
 CONSUMER_GROUP = "binance-consumer"  # compose's default group
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 EXCHANGE_INFO = REPO / "fake_binance/data/exchangeInfo.json"

@@ -25,8 +25,12 @@ def alembic(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def tables(database_url: str) -> set[str]:
+    """The tables, leaving out partitions (the maintenance job's, not schemas/tables.py's)."""
     with closing(psycopg2.connect(libpq_dsn(database_url))) as connection, connection.cursor() as cursor:
-        cursor.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        cursor.execute(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')"
+            " AND NOT relispartition"
+        )
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -97,3 +101,96 @@ def test_0004_fills_price_sum_from_the_trades_drops_the_time_index_and_undoes_bo
         with closing(psycopg2.connect(libpq_dsn(owner))) as connection, connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM trade_candles_1s WHERE trade_count > 0")
             assert cursor.fetchone() == (4,)
+
+
+def dump(database_url: str, table: str) -> list[tuple[object, ...]]:
+    """Every row of `table` as text, in a fixed order: equal dumps are equal tables."""
+    with closing(psycopg2.connect(libpq_dsn(database_url))) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT t::text FROM {table} t ORDER BY 1")  # constant names of the test
+        return list(cursor.fetchall())
+
+
+def partitions_holding_rows(database_url: str, table: str) -> set[str]:
+    with closing(psycopg2.connect(libpq_dsn(database_url))) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT tableoid::regclass::text FROM {table}")  # constant names
+        return {row[0] for row in cursor.fetchall()}
+
+
+def fill_0004_layout(owner: str) -> None:
+    """Rows in every time-series table as revision 0004 stores them, over days and months."""
+    from tests.integration.api_helpers import TradeRow, ms_time, rollup_rows
+
+    t0 = 1_764_460_800_000  # 2025-11-30T00:00:00Z: the trades span Nov 29 to Dec 2, two months
+    trades = [
+        TradeRow(
+            symbol, trade_id, Decimal(f"{100 + trade_id}.{trade_id:03d}0"), Decimal("0.5"), t0 + offset, bool(i % 2)
+        )
+        for i, (symbol, trade_id, offset) in enumerate(
+            (s, n, (n - 3) * 30_000_000 + 17) for s in ("BTCUSDT", "ETHUSDT") for n in range(1, 10)
+        )
+    ]
+    with closing(psycopg2.connect(libpq_dsn(owner))) as connection, connection, connection.cursor() as cursor:
+        for offset, t in enumerate(trades):
+            time = ms_time(t.trade_time_ms)
+            cursor.execute(
+                "INSERT INTO trades (symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                (t.symbol, t.trade_id, t.price, t.quantity, time, t.buyer_is_maker, time),
+            )
+            cursor.execute(
+                "INSERT INTO agg_trades (symbol, agg_trade_id, price, quantity, first_trade_id, last_trade_id,"
+                " trade_time, buyer_is_maker) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (t.symbol, t.trade_id, t.price, t.quantity, t.trade_id, t.trade_id, time, t.buyer_is_maker),
+            )
+            cursor.execute(
+                "INSERT INTO book_tickers VALUES (%s, %s, %s, 1, %s, 2, %s)",
+                (t.symbol, t.trade_id, t.price, t.price + 1, time),
+            )
+            cursor.execute(
+                "INSERT INTO klines VALUES (%s, '1d', %s, %s, 1, 2, 0.5, 1.5, 10, 15, 3, 4, 6, 1, 3, true, NULL,"
+                " 'rest', %s)",
+                (t.symbol, time, time, time),
+            )
+            cursor.execute(
+                "INSERT INTO dead_letters VALUES ('binance.raw', 0, %s, 'invalid_json', 'not JSON', NULL, %s)",
+                (offset, time),
+            )
+        for table, unit_ms in (("trade_candles_1s", 1000), ("trade_candles_1m", 60_000)):
+            for row in rollup_rows(trades, unit_ms):
+                cursor.execute(f"INSERT INTO {table} VALUES ({', '.join(['%s'] * 14)})", row)  # constant names
+
+
+def test_0005_moves_every_row_into_time_partitions_and_back(database: dict[str, str]) -> None:
+    from schemas.partitions import PARTITIONED_TABLES
+
+    owner = database["owner"]
+    assert alembic(owner, "upgrade", "0004").returncode == 0
+    fill_0004_layout(owner)
+    before = {table.name: dump(owner, table.name) for table in PARTITIONED_TABLES}
+    assert all(len(rows) == 18 for name, rows in before.items() if name != "trade_candles_1m")
+
+    upgraded = alembic(owner, "upgrade", "head")
+    assert upgraded.returncode == 0, upgraded.stderr
+    for table in PARTITIONED_TABLES:
+        assert dump(owner, table.name) == before[table.name], table.name
+    # Each row in the partition of its period, none waiting in DEFAULT.
+    assert partitions_holding_rows(owner, "trades") == {f"trades_p202511{d}" for d in (29, 30)} | {
+        f"trades_p202512{d:02d}" for d in (1, 2)
+    }
+    assert partitions_holding_rows(owner, "klines") == {"klines_p202511", "klines_p202512"}
+    assert partitions_holding_rows(owner, "dead_letters") == {"dead_letters_p202511", "dead_letters_p202512"}
+    with closing(psycopg2.connect(libpq_dsn(owner))) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT kind, symbol, first_id, last_id FROM stored_id_ranges ORDER BY 1, 2")
+        assert cursor.fetchall() == [
+            ("agg_trades", "BTCUSDT", 1, 9),
+            ("agg_trades", "ETHUSDT", 1, 9),
+            ("trades", "BTCUSDT", 1, 9),
+            ("trades", "ETHUSDT", 1, 9),
+        ]
+    checked = alembic(owner, "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    downgraded = alembic(owner, "downgrade", "0004")
+    assert downgraded.returncode == 0, downgraded.stderr
+    for table in PARTITIONED_TABLES:
+        assert dump(owner, table.name) == before[table.name], table.name

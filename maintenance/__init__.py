@@ -1,0 +1,1 @@
+"""Partition upkeep for the time-series tables: create ahead, drain the DEFAULT partitions, retention."""
