@@ -109,11 +109,14 @@ class Player:
         self._pending: list[StreamName] = []
         self._orders = 0
         self._in_snapshot = False
+        self._subscribed = asyncio.Event()
         self.last_event_ms: int | None = None
 
     def subscribe(self, streams: list[StreamName]) -> None:
         """Streams to add; they start where the replay is (taken up before the next row)."""
         self._pending.extend(stream for stream in streams if stream.name not in self._readers)
+        if self._pending:
+            self._subscribed.set()
 
     def unsubscribe(self, names: list[str]) -> None:
         for name in names:
@@ -127,7 +130,9 @@ class Player:
         return [*self._readers, *(stream.name for stream in self._pending)]
 
     async def play(self, emit: Emit) -> None:
-        """Every row of the range, then (live) every row stored after, in order; returns at the end."""
+        """Every row of the range, then (live) every row stored after, in order; returns at the end.
+        A connection to /ws without streams waits for its first SUBSCRIBE, as on Binance."""
+        await self._subscribed.wait()
         transaction = self._driver.transaction(isolation="repeatable_read", readonly=True)
         await transaction.start()
         self._in_snapshot = True

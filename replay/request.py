@@ -65,7 +65,7 @@ def _single_values(pairs: list[tuple[str, str]]) -> dict[str, str]:
     query: dict[str, str] = {}
     for name, value in pairs:
         if name not in PARAMETERS:
-            raise RequestError(f"{name[:40]}: unknown parameter; known are {', '.join(PARAMETERS)}")
+            raise RequestError(f"unknown parameter {name[:40]!r}; known are {', '.join(PARAMETERS)}")
         if name in query:
             raise RequestError(f"{name}: given twice")
         query[name] = value

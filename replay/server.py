@@ -4,6 +4,7 @@ connection per replay."""
 import asyncio
 import logging
 import signal
+import socket
 import time
 from http import HTTPStatus
 
@@ -79,6 +80,7 @@ class ReplayServer:
                 TRY_AGAIN_LATER, f"{self.active} replays playing, the most this server runs; try again later"
             )
             return
+        self._bound_send_buffer(ws)
         self.active += 1
         self.metrics.replays_active.inc()
         self.metrics.replays_started.inc()
@@ -87,6 +89,14 @@ class ReplayServer:
         finally:
             self.active -= 1
             self.metrics.replays_active.dec()
+
+    def _bound_send_buffer(self, ws: ServerConnection) -> None:
+        """The kernel's send buffer sized as the server's own write buffer: what a client may
+        leave unread is then bounded by client_buffer_bytes (Linux doubles SO_SNDBUF for its
+        bookkeeping) plus the write buffer, not by the kernel's autotuning (up to 4 MiB)."""
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.settings.client_buffer_bytes)
 
     async def _play(self, ws: ServerConnection, request: ReplayRequest) -> None:
         log.info(

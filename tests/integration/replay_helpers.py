@@ -86,9 +86,20 @@ def in_event_order(frames: Sequence[tuple[int, int, int, str]]) -> list[str]:
     return [text for *_key, text in sorted(frames)]
 
 
+@dataclass
+class RunningReplay:
+    url: str  # ws://host:port
+    server: ReplayServer
+
+    def closes_with(self, code: int) -> float:
+        """How many replays the server closed with `code`, from its metrics."""
+        value = self.server.metrics.registry.get_sample_value("replay_connections_closed_total", {"code": str(code)})
+        return value or 0.0
+
+
 @contextmanager
-def live_replay(database: dict[str, str], **overrides: Any) -> Iterator[str]:
-    """The replay server on a loopback port, its own event loop in a thread; yields ws://host:port."""
+def running_replay(database: dict[str, str], **overrides: Any) -> Iterator[RunningReplay]:
+    """The replay server on a loopback port, its own event loop in a thread."""
     settings = ReplaySettings(database_url=database["api"], port=free_port(), db_ssl="disable", **overrides)
     loop = asyncio.new_event_loop()
     server = ReplayServer(settings)
@@ -104,8 +115,15 @@ def live_replay(database: dict[str, str], **overrides: Any) -> Iterator[str]:
     thread.start()
     try:
         wait_until(started.is_set, 15, "the replay server to listen")
-        yield f"ws://127.0.0.1:{settings.port}"
+        yield RunningReplay(f"ws://127.0.0.1:{settings.port}", server)
     finally:
         asyncio.run_coroutine_threadsafe(server.close(), loop).result(timeout=20)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
+
+
+@contextmanager
+def live_replay(database: dict[str, str], **overrides: Any) -> Iterator[str]:
+    """running_replay's ws://host:port."""
+    with running_replay(database, **overrides) as replay:
+        yield replay.url
