@@ -45,7 +45,14 @@ def book_ticker_payload(symbol: str, row: Row) -> str:
     return f'{{"u":{update_id},"s":"{symbol}","b":"{bid}","B":"{bid_quantity}","a":"{ask}","A":"{ask_quantity}"}}'
 
 
+def computed_payload(_symbol: str, row: Row) -> str:
+    """A payload computed while reading (a kline push, replay/klines.py): (event ms, 0, payload)."""
+    payload: str = row[2]
+    return payload
+
+
 PAYLOADS: dict[StreamKind, Callable[[str, Row], str]] = {
+    StreamKind.KLINE: computed_payload,
     StreamKind.TRADE: trade_payload,
     StreamKind.AGG_TRADE: agg_trade_payload,
     StreamKind.BOOK_TICKER: book_ticker_payload,

@@ -28,6 +28,7 @@ from replay.streams import StreamKind, StreamName
 log = logging.getLogger(__name__)
 
 Emit = Callable[[StreamName, Row], Awaitable[None]]
+ReaderFactory = Callable[[StreamName, int], "StreamReader"]
 
 
 class StreamReader:
@@ -96,7 +97,9 @@ class Player:
         fetch_rows: int,
         live_poll_s: float,
         live_end_grace_s: float,
+        make_reader: ReaderFactory,
     ) -> None:
+        self._make_reader = make_reader
         self._connection = connection
         self._driver = driver
         self._start = start
@@ -154,7 +157,7 @@ class Player:
     async def _take_pending(self, heap: list[tuple[int, int, int, StreamReader, Any]] | None) -> None:
         pending, self._pending = self._pending, []
         for stream in pending:
-            reader = StreamReader(stream, self._orders)
+            reader = self._make_reader(stream, self._orders)
             self._orders += 1
             self._readers[stream.name] = reader
             if self._in_snapshot:
@@ -163,8 +166,11 @@ class Player:
                     await self._push(heap, reader)
             else:
                 # Added once live: from what is stored from now on.
-                newest = queries.NEWEST_ID[stream.kind]
-                reader.after_id = await self._driver.fetchval(newest.sql, *newest.arguments({"symbol": stream.symbol}))
+                if stream.kind is not StreamKind.KLINE:
+                    newest = queries.NEWEST_ID[stream.kind]
+                    reader.after_id = await self._driver.fetchval(
+                        newest.sql, *newest.arguments({"symbol": stream.symbol})
+                    )
 
     async def _push(self, heap: list[tuple[int, int, int, StreamReader, Any]], reader: StreamReader) -> None:
         row = await reader.next_row(self._fetch_rows)

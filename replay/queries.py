@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, ColumnElement, DateTime, Select, Text, bindpa
 from sqlalchemy.dialects.postgresql import asyncpg
 
 from replay.streams import StreamKind
-from schemas.tables import agg_trades, book_tickers, trades
+from schemas.tables import agg_trades, book_tickers, symbols, trades
 
 _DIALECT = asyncpg.dialect()  # type: ignore[no-untyped-call]
 _SYMBOL = bindparam("symbol", type_=Text)
@@ -155,3 +155,6 @@ NEWEST_ID: dict[StreamKind, Statement] = {
         select(func.max(book_tickers.c.update_id)).where(book_tickers.c.symbol == _SYMBOL)
     ),
 }
+
+# The symbol's exchangeInfo entry, for the precisions klines are printed with.
+SYMBOL_INFO = _compile(select(symbols.c.info).where(symbols.c.symbol == _SYMBOL))

@@ -13,6 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 from replay.control import handle_control
 from replay.frames import PAYLOADS, Row, combined_frame
+from replay.kline_reader import make_reader
 from replay.metrics import ReplayMetrics
 from replay.pacing import Schedule
 from replay.player import Player
@@ -65,6 +66,7 @@ class Session:
             settings.fetch_rows,
             settings.live_poll_s,
             settings.live_end_grace_s,
+            make_reader,
         )
         self.player.subscribe(list(request.streams))
         self._schedule = Schedule(request.speed)
