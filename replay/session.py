@@ -102,6 +102,7 @@ class Session:
             log.error("replay failed reading the store", extra={"error": repr(problem), "peer": self._peer()})
             await self.close(STORE_FAILED, "the store failed; try again")
             return
+        await asyncio.sleep(self.settings.end_linger_s)
         await self.close(END_OF_REPLAY, "end of replay")
 
     async def _emit(self, stream: StreamName, row: Row) -> None:

@@ -29,6 +29,10 @@ class ReplaySettings(BaseSettings):
     client_buffer_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     # A client that reads nothing for this long while the buffer is full is cut off (close 4001).
     client_stall_s: Annotated[float, Field(gt=0)] = 30.0
+    # Between the last frame of a replay and its close: python-binance stops reading at a close
+    # frame and drops the frames it had received but not yet taken (Binance itself never closes
+    # at an end), so the close waits this long after the last frame.
+    end_linger_s: Annotated[float, Field(ge=0)] = 1.0
     # How long a close handshake may take before the TCP connection is cut.
     close_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     # Binance pings every 20 s and closes a connection whose pong is a minute late.

@@ -100,6 +100,8 @@ class RunningReplay:
 @contextmanager
 def running_replay(database: dict[str, str], **overrides: Any) -> Iterator[RunningReplay]:
     """The replay server on a loopback port, its own event loop in a thread."""
+    # No linger at the end but where a test reads with python-binance (replay/settings.py says why).
+    overrides.setdefault("end_linger_s", 0.0)
     settings = ReplaySettings(database_url=database["api"], port=free_port(), db_ssl="disable", **overrides)
     loop = asyncio.new_event_loop()
     server = ReplayServer(settings)

@@ -150,7 +150,7 @@ def test_python_binance_socket_manager_reads_a_replay(database):
         await client.close_connection()
         return trades, combined
 
-    with live_replay(database) as base:
+    with live_replay(database, end_linger_s=1.0) as base:
         trades, combined = asyncio.run(read(base))
     assert trades == [trade_frame(t) for t in btc]
     assert combined == [{"stream": "btcusdt@aggTrade", "data": agg_frame(a)} for a in aggs]
