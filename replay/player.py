@@ -42,6 +42,7 @@ class StreamReader:
         self._cursor: Any = None
         self._rows: list[Any] = []
         self._next = 0
+        self.store_wait_s = 0.0  # time spent waiting for the cursor, for the replay's log line
 
     async def open(self, connection: AsyncConnection, driver: Any, start: datetime, end: datetime) -> None:
         """Declares the cursor over [start, end) in the snapshot; notes the snapshot's newest id."""
@@ -61,7 +62,9 @@ class StreamReader:
         if self._next >= len(self._rows):
             if self._cursor is None:
                 return None
+            started = time.perf_counter()
             self._rows = await self._cursor.fetch(fetch_rows)
+            self.store_wait_s += time.perf_counter() - started
             self._next = 0
             if not self._rows:
                 self._cursor = None
@@ -127,6 +130,10 @@ class Player:
             if reader is not None:
                 reader.removed = True
         self._pending = [stream for stream in self._pending if stream.name not in names]
+
+    @property
+    def store_wait_s(self) -> float:
+        return sum(reader.store_wait_s for reader in self._readers.values())
 
     @property
     def stream_names(self) -> list[str]:

@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections import deque
 from typing import Any
@@ -31,6 +32,8 @@ BAD_REQUEST = 1008
 STORE_FAILED = 1011
 TRY_AGAIN_LATER = 1013
 CLIENT_TOO_SLOW = 4001
+# Linux's TCP_CORK; elsewhere frames go out as written.
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 # A close reason is at most 123 bytes (RFC 6455: a control frame's payload is at most 125).
 MAX_REASON_BYTES = 123
 
@@ -75,6 +78,9 @@ class Session:
         self.frames_sent = 0
         self._frames_counted = 0
         self._closing: asyncio.Task[None] | None = None
+        sock = ws.transport.get_extra_info("socket")
+        self._cork_socket: socket.socket | None = sock if _TCP_CORK is not None and sock is not None else None
+        self._corked = False
 
     async def run(self) -> None:
         """Plays until the end of the range, the client leaves, or a limit cuts it."""
@@ -90,6 +96,10 @@ class Session:
             if self._closing is not None:
                 await asyncio.gather(self._closing, return_exceptions=True)
             self._count_frames()
+            log.info(
+                "replay finished",
+                extra={"peer": self._peer(), "frames_sent": self.frames_sent, "store_wait_s": self.player.store_wait_s},
+            )
 
     async def _play(self) -> None:
         try:
@@ -111,10 +121,28 @@ class Session:
         delay = self._schedule.delay(row[0], time.monotonic())
         if delay:
             await asyncio.sleep(delay)
+        if self._cork_socket is not None and not self._corked:
+            self._cork()
         self._sending = True
         await self.ws.send(frame)
         self._sending = False
         self.frames_sent += 1
+
+    def _cork(self) -> None:
+        """Holds frames in the kernel until this task next waits (a fetch, the client, the
+        schedule): full segments instead of one per frame, which a speed=0 replay needs, since a
+        frame per segment costs the client a wakeup per frame."""
+        assert self._cork_socket is not None and _TCP_CORK is not None
+        with contextlib.suppress(OSError):
+            self._cork_socket.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
+            self._corked = True
+            asyncio.get_running_loop().call_soon(self._uncork)
+
+    def _uncork(self) -> None:
+        assert self._cork_socket is not None and _TCP_CORK is not None
+        self._corked = False
+        with contextlib.suppress(OSError):
+            self._cork_socket.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 0)
 
     async def _listen(self) -> None:
         with contextlib.suppress(ConnectionClosed):
