@@ -141,7 +141,9 @@ def read_replay(url: str, result: multiprocessing.Queue[tuple[int, float, float]
 
 
 def keep_replaying(url: str, count: int, stop: multiprocessing.synchronize.Event) -> None:
-    """In its own process: `count` replays at once, each restarted when it ends, until `stop`."""
+    """In its own process: `count` replays at once, each restarted when it ends, until `stop`.
+    Niced like the replay: these clients stand for clients elsewhere, not for load on the api's box."""
+    os.nice(10)
 
     async def one() -> None:
         from websockets.asyncio.client import connect

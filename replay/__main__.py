@@ -1,6 +1,7 @@
 """`python -m replay`: serve the stored history as Binance WebSocket streams."""
 
 import asyncio
+import os
 
 from api.server import configure_logging
 from replay.server import run
@@ -10,6 +11,7 @@ from replay.settings import ReplaySettings
 def main() -> None:
     settings = ReplaySettings()
     configure_logging(settings.log_level)
+    os.nice(settings.nice)
     asyncio.run(run(settings))
 
 

@@ -18,6 +18,9 @@ class ReplaySettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9104
     log_level: str = "INFO"
+    # Added to the process's nice value at start: on a box shared with the api, the kernel gives
+    # the api's latest-price answers the CPU first, and replays at speed=0 what is left.
+    nice: Annotated[int, Field(ge=0, le=19)] = 10
 
     # Replays at once; each holds one database connection for its whole life. Beyond, a new
     # connection is closed at once with 1013 (try again later).
