@@ -3,7 +3,6 @@
 import asyncio
 import contextlib
 import logging
-import socket
 import time
 from collections import deque
 from typing import Any
@@ -16,6 +15,7 @@ from replay.control import handle_control
 from replay.frames import PAYLOADS, Row, combined_frame
 from replay.kline_reader import make_reader
 from replay.metrics import ReplayMetrics
+from replay.outbox import Outbox
 from replay.pacing import Schedule
 from replay.player import Player
 from replay.request import ReplayRequest
@@ -32,8 +32,6 @@ BAD_REQUEST = 1008
 STORE_FAILED = 1011
 TRY_AGAIN_LATER = 1013
 CLIENT_TOO_SLOW = 4001
-# Linux's TCP_CORK; elsewhere frames go out as written.
-_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)
 # A close reason is at most 123 bytes (RFC 6455: a control frame's payload is at most 125).
 MAX_REASON_BYTES = 123
 
@@ -74,13 +72,10 @@ class Session:
         self.player.subscribe(list(request.streams))
         self._schedule = Schedule(request.speed)
         self._incoming: deque[float] = deque()
-        self._sending = False
         self.frames_sent = 0
         self._frames_counted = 0
         self._closing: asyncio.Task[None] | None = None
-        sock = ws.transport.get_extra_info("socket")
-        self._cork_socket: socket.socket | None = sock if _TCP_CORK is not None and sock is not None else None
-        self._corked = False
+        self._outbox = Outbox(ws, settings.client_buffer_bytes)
 
     async def run(self) -> None:
         """Plays until the end of the range, the client leaves, or a limit cuts it."""
@@ -112,6 +107,7 @@ class Session:
             log.error("replay failed reading the store", extra={"error": repr(problem), "peer": self._peer()})
             await self.close(STORE_FAILED, "the store failed; try again")
             return
+        self._outbox.flush()
         await asyncio.sleep(self.settings.end_linger_s)
         await self.close(END_OF_REPLAY, "end of replay")
 
@@ -121,28 +117,8 @@ class Session:
         delay = self._schedule.delay(row[0], time.monotonic())
         if delay:
             await asyncio.sleep(delay)
-        if self._cork_socket is not None and not self._corked:
-            self._cork()
-        self._sending = True
-        await self.ws.send(frame)
-        self._sending = False
+        await self._outbox.put(frame)
         self.frames_sent += 1
-
-    def _cork(self) -> None:
-        """Holds frames in the kernel until this task next waits (a fetch, the client, the
-        schedule): full segments instead of one per frame, which a speed=0 replay needs, since a
-        frame per segment costs the client a wakeup per frame."""
-        assert self._cork_socket is not None and _TCP_CORK is not None
-        with contextlib.suppress(OSError):
-            self._cork_socket.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 1)
-            self._corked = True
-            asyncio.get_running_loop().call_soon(self._uncork)
-
-    def _uncork(self) -> None:
-        assert self._cork_socket is not None and _TCP_CORK is not None
-        self._corked = False
-        with contextlib.suppress(OSError):
-            self._cork_socket.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, 0)
 
     async def _listen(self) -> None:
         with contextlib.suppress(ConnectionClosed):
@@ -157,6 +133,7 @@ class Session:
                 self.player.subscribe(outcome.subscribe)
                 if outcome.combined is not None:
                     self.combined = outcome.combined
+                self._outbox.flush()
                 await self.ws.send(outcome.reply)
 
     def _within_rate(self) -> bool:
@@ -175,7 +152,7 @@ class Session:
             await asyncio.sleep(min(1.0, self.settings.client_stall_s / 4))
             self._count_frames()
             now = time.monotonic()
-            if self._sending and self.frames_sent == last_count:
+            if self._outbox.waiting and self.frames_sent == last_count:
                 stalled_since = stalled_since or now
                 if now - stalled_since >= self.settings.client_stall_s:
                     buffered = self.settings.client_buffer_bytes
