@@ -59,6 +59,7 @@ class KlineReader(StreamReader):
         values["first_id"], values["last_id"] = bounds
         history = queries.HISTORY[StreamKind.TRADE]
         self._cursor = await driver.cursor(history.sql, *history.arguments(values))
+        self._fetch_ahead()
 
     async def next_row(self, fetch_rows: int) -> Any | None:
         assert self._pushes is not None
@@ -80,7 +81,7 @@ class KlineReader(StreamReader):
         if self._trade_index >= len(self._trades):
             if self._trades_done:
                 return None
-            self._trades = await self._cursor.fetch(fetch_rows)
+            self._trades = await self._next_batch()
             self._trade_index = 0
             if not self._trades:
                 self._trades_done = True

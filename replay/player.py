@@ -43,6 +43,39 @@ class StreamReader:
         self._rows: list[Any] = []
         self._next = 0
         self.store_wait_s = 0.0  # time spent waiting for the cursor, for the replay's log line
+        # Set by the Player: the replay's one connection takes one statement at a time.
+        self.store_lock = asyncio.Lock()
+        self.fetch_rows = 1000
+        self._prefetch: asyncio.Future[list[Any]] | None = None
+
+    def _fetch_ahead(self) -> None:
+        """Asks for the next batch now, so that the store reads it while this one is sent."""
+        self._prefetch = asyncio.ensure_future(self._fetch())
+
+    async def _fetch(self) -> list[Any]:
+        async with self.store_lock:
+            rows: list[Any] = await self._cursor.fetch(self.fetch_rows)
+            return rows
+
+    async def _next_batch(self) -> list[Any]:
+        """The batch fetched ahead (empty once the cursor is exhausted), and the next asked for."""
+        if self._prefetch is None:
+            return []
+        started = time.perf_counter()
+        rows = await self._prefetch
+        self.store_wait_s += time.perf_counter() - started
+        self._prefetch = None
+        if rows:
+            self._fetch_ahead()
+        else:
+            self._cursor = None
+        return rows
+
+    def stop(self) -> None:
+        """Cancels a fetch still under way (the replay ends before the cursor does)."""
+        if self._prefetch is not None:
+            self._prefetch.cancel()
+            self._prefetch = None
 
     async def open(self, connection: AsyncConnection, driver: Any, start: datetime, end: datetime) -> None:
         """Declares the cursor over [start, end) in the snapshot; notes the snapshot's newest id."""
@@ -56,18 +89,14 @@ class StreamReader:
             values["first_id"], values["last_id"] = bounds
         statement = queries.HISTORY[self.stream.kind]
         self._cursor = await driver.cursor(statement.sql, *statement.arguments(values))
+        self._fetch_ahead()
 
     async def next_row(self, fetch_rows: int) -> Any | None:
         """The next row of the snapshot, or None once it is exhausted."""
         if self._next >= len(self._rows):
-            if self._cursor is None:
-                return None
-            started = time.perf_counter()
-            self._rows = await self._cursor.fetch(fetch_rows)
-            self.store_wait_s += time.perf_counter() - started
+            self._rows = await self._next_batch()
             self._next = 0
             if not self._rows:
-                self._cursor = None
                 return None
         row = self._rows[self._next]
         self._next += 1
@@ -116,6 +145,8 @@ class Player:
         self._orders = 0
         self._in_snapshot = False
         self._subscribed = asyncio.Event()
+        self._store_lock = asyncio.Lock()
+        self._stopped: list[StreamReader] = []
         self.last_event_ms: int | None = None
 
     def subscribe(self, streams: list[StreamName]) -> None:
@@ -129,6 +160,7 @@ class Player:
             reader = self._readers.pop(name, None)
             if reader is not None:
                 reader.removed = True
+                self._stopped.append(reader)
         self._pending = [stream for stream in self._pending if stream.name not in names]
 
     @property
@@ -151,7 +183,10 @@ class Player:
                 await self._play_snapshot(emit)
         finally:
             self._in_snapshot = False
-            await transaction.commit()
+            for reader in [*self._readers.values(), *self._stopped]:
+                reader.stop()
+            async with self._store_lock:
+                await transaction.commit()
         if self._live:
             await self._play_live(emit)
 
@@ -165,19 +200,22 @@ class Player:
         pending, self._pending = self._pending, []
         for stream in pending:
             reader = self._make_reader(stream, self._orders)
+            reader.store_lock, reader.fetch_rows = self._store_lock, self._fetch_rows
             self._orders += 1
             self._readers[stream.name] = reader
             if self._in_snapshot:
-                await reader.open(self._connection, self._driver, self._current_start(), self._end)
+                async with self._store_lock:
+                    await reader.open(self._connection, self._driver, self._current_start(), self._end)
                 if heap is not None:
                     await self._push(heap, reader)
             else:
                 # Added once live: from what is stored from now on.
                 if stream.kind is not StreamKind.KLINE:
                     newest = queries.NEWEST_ID[stream.kind]
-                    reader.after_id = await self._driver.fetchval(
-                        newest.sql, *newest.arguments({"symbol": stream.symbol})
-                    )
+                    async with self._store_lock:
+                        reader.after_id = await self._driver.fetchval(
+                            newest.sql, *newest.arguments({"symbol": stream.symbol})
+                        )
 
     async def _push(self, heap: list[tuple[int, int, int, StreamReader, Any]], reader: StreamReader) -> None:
         row = await reader.next_row(self._fetch_rows)
@@ -210,7 +248,8 @@ class Player:
             batch: list[tuple[int, int, int, StreamReader, Any]] = []
             more_waiting = False
             for reader in list(self._readers.values()):
-                rows = await reader.newer(self._driver, start, self._end, self._fetch_rows)
+                async with self._store_lock:
+                    rows = await reader.newer(self._driver, start, self._end, self._fetch_rows)
                 more_waiting = more_waiting or len(rows) == self._fetch_rows
                 batch.extend((row[0], row[1], reader.order, reader, row) for row in rows)
             batch.sort(key=lambda entry: entry[:3])
