@@ -136,7 +136,7 @@ def test_python_binance_socket_manager_reads_a_replay(database):
     store.trades(btc)
     store.agg_trades([agg.as_tuple() for agg in aggs])
 
-    async def read(base: str) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+    async def read(base: str) -> tuple[list[dict[str, object]], list[dict[str, object]], list[dict[str, object]]]:
         client = AsyncClient()  # no request is sent: only its socket manager is used
         manager = BinanceSocketManager(client)
         manager.STREAM_URL = f"{base}/replay/start={START}&end={END}&speed=0/"
@@ -147,10 +147,22 @@ def test_python_binance_socket_manager_reads_a_replay(database):
         async with manager.multiplex_socket(["btcusdt@aggTrade"]) as socket:
             for _ in aggs:
                 combined.append(await socket.recv())
+        klines = []
+        async with manager.kline_socket("BTCUSDT", interval="1s") as socket:
+            for _ in range(2):
+                klines.append(await socket.recv())
         await client.close_connection()
-        return trades, combined
+        return trades, combined, klines
 
     with live_replay(database, end_linger_s=1.0) as base:
-        trades, combined = asyncio.run(read(base))
+        trades, combined, klines = asyncio.run(read(base))
     assert trades == [trade_frame(t) for t in btc]
     assert combined == [{"stream": "btcusdt@aggTrade", "data": agg_frame(a)} for a in aggs]
+    # The first two 1s klines, closed, each with the trades of its second (the 37 ms apart trades).
+    first_second = [t for t in btc if t.trade_time_ms < 1_763_840_526_000]
+    second_second = [t for t in btc if 1_763_840_526_000 <= t.trade_time_ms < 1_763_840_527_000]
+    assert [(k["k"]["t"], k["k"]["x"], k["k"]["n"]) for k in klines] == [  # type: ignore[index]
+        (1_763_840_525_000, True, len(first_second)),
+        (1_763_840_526_000, True, len(second_second)),
+    ]
+    assert klines[0]["k"]["f"] == btc[0].trade_id  # type: ignore[index]
