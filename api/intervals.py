@@ -8,6 +8,8 @@ Binance's rules: fixed intervals (1s to 3d) are aligned to the epoch; weeks open
 from collections.abc import Sequence
 from enum import StrEnum
 
+from schemas.kline_intervals import FIXED_INTERVAL_MS
+
 SECOND_MS = 1000
 MINUTE_MS = 60 * SECOND_MS
 HOUR_MS = 60 * MINUTE_MS
@@ -38,23 +40,8 @@ class Interval(StrEnum):
     MONTH1 = "1M"
 
 
-FIXED_MS: dict[Interval, int] = {
-    Interval.S1: SECOND_MS,
-    Interval.M1: MINUTE_MS,
-    Interval.M3: 3 * MINUTE_MS,
-    Interval.M5: 5 * MINUTE_MS,
-    Interval.M15: 15 * MINUTE_MS,
-    Interval.M30: 30 * MINUTE_MS,
-    Interval.H1: HOUR_MS,
-    Interval.H2: 2 * HOUR_MS,
-    Interval.H4: 4 * HOUR_MS,
-    Interval.H6: 6 * HOUR_MS,
-    Interval.H8: 8 * HOUR_MS,
-    Interval.H12: 12 * HOUR_MS,
-    Interval.D1: DAY_MS,
-    Interval.D3: 3 * DAY_MS,
-    Interval.W1: WEEK_MS,
-}
+# The lengths are the consumer's (schemas/kline_intervals.py): one home for Binance's interval list.
+FIXED_MS: dict[Interval, int] = {Interval(name): ms for name, ms in FIXED_INTERVAL_MS.items()}
 
 
 def rollup_ms(interval: Interval) -> int:

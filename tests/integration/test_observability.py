@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlencode
@@ -145,14 +145,21 @@ def all_targets_up(prometheus: Prometheus) -> bool:
     return prometheus.target_health() == {"producer": "up", "consumer": "up", "api": "up"}
 
 
-def cause_faults(fake_rest_url: str) -> None:
+def fake_fault(fake_rest_url: str, path: str, body: Mapping[str, object]) -> None:
+    assert httpx.post(f"{fake_rest_url}{path}", json=body, timeout=5).status_code == 200, path
+
+
+def cause_faults(prometheus: Prometheus, fake_rest_url: str, since: float) -> None:
+    # The gap alone first, until a live frame has shown it: a connection dropped before that
+    # would have the reconnect's REST resync fetch the skipped ids, and no gap would be seen.
+    fake_fault(fake_rest_url, "/fake/gap", {"trades": 3})
+    wait_until(lambda: grown(prometheus, "producer_ids_missed_total", since), 60, "the gap to be seen")
     for path, body in (
-        ("/fake/gap", {"trades": 3}),
         ("/fake/rate-limit", {"status": 429, "count": 1, "retry_after_s": 1}),
         ("/fake/malformed", {"count": 2, "mode": "garbage"}),
         ("/fake/drop-connections", {"mode": "close"}),
     ):
-        assert httpx.post(f"{fake_rest_url}{path}", json=body, timeout=5).status_code == 200, path
+        fake_fault(fake_rest_url, path, body)
 
 
 def grown(prometheus: Prometheus, name: str, since: float) -> bool:
@@ -167,7 +174,7 @@ def test_every_queried_series_exists_and_moves(observed: Observed) -> None:
     wait_until(lambda: all_targets_up(prometheus), 60, "Prometheus to scrape every service")
     wait_until(lambda: (prometheus.scalar("sum(consumer_rows_written_total)") or 0) > 0, 60, "rows stored")
     started = time.time()
-    cause_faults(observed.fake_rest_url)
+    cause_faults(prometheus, observed.fake_rest_url, started)
     for path in ("/v1/prices/latest", "/v1/symbols", "/v1/prices/latest?symbol=BTCUSDT"):
         httpx.get(f"{observed.api_url}{path}", timeout=10)
 

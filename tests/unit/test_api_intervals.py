@@ -9,6 +9,7 @@ import pytest
 from api import intervals
 from api.intervals import Interval
 from fake_binance import klines as reference
+from schemas.kline_intervals import FIXED_INTERVAL_MS, KLINE_INTERVALS
 
 
 def ms(text: str) -> int:
@@ -78,3 +79,9 @@ def test_kline_opens_follow_binance_selection() -> None:
         ms("2025-11-01T00:00:00"),
         ms("2025-12-01T00:00:00"),
     ]
+
+
+def test_the_api_names_the_intervals_the_consumer_stores() -> None:
+    # Interval is FastAPI's parameter type; the list itself lives in schemas/kline_intervals.py.
+    assert {interval.value for interval in Interval} == KLINE_INTERVALS
+    assert {interval.value: ms for interval, ms in intervals.FIXED_MS.items()} == FIXED_INTERVAL_MS
