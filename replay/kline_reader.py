@@ -39,18 +39,20 @@ class KlineReader(StreamReader):
         self._start_ms = 0
         self._end_ms = 0
         self._tick = 0
+        self._first_open = 0
+        # The last trade fed to the pushes (live=true goes on after it) and the trades fetched
+        # live that are not yet due (at most live_delay_s of them).
+        self._last_fed_id = -1
+        self._live_trades: deque[Any] = deque()
 
     async def open(self, connection: AsyncConnection, driver: Any, start: datetime, end: datetime) -> None:
         """Trades from the open time of the kline that holds `start` (so that its first push is
-        whole), ticks to `end` or the present, whichever is first."""
+        whole), ticks to `end` or the present less live_delay_s, whichever is first."""
         symbol = self.stream.symbol
-        info = await driver.fetchval(queries.SYMBOL_INFO.sql, *queries.SYMBOL_INFO.arguments({"symbol": symbol}))
-        precision = precision_from_info(json.loads(info) if isinstance(info, str) else info)
-        self._pushes = KlinePushes(symbol, self.interval, precision)
-        self._start_ms = to_ms(start)
-        self._end_ms = min(to_ms(end), to_ms(datetime.now(tz=start.tzinfo)))
-        first_open = intervals.open_time(self.interval, self._start_ms)
-        self._tick = first_open // SECOND_MS * SECOND_MS + SECOND_MS
+        await self._begin(driver, start)
+        # The present less the pipeline's delay: a second is pushed once its trades are stored.
+        self._end_ms = min(to_ms(end), to_ms(datetime.now(tz=start.tzinfo)) - int(self.live_delay_s * 1000))
+        first_open = self._first_open
         values: dict[str, object] = {"symbol": symbol, "start": from_ms(first_open), "end": end}
         bounds = await trade_id_bounds(connection, symbol, from_ms(first_open), end)
         if bounds is None:
@@ -61,14 +63,28 @@ class KlineReader(StreamReader):
         self._cursor = await driver.cursor(history.sql, *history.arguments(values))
         self._fetch_ahead()
 
+    async def _begin(self, driver: Any, start: datetime) -> None:
+        symbol = self.stream.symbol
+        info = await driver.fetchval(queries.SYMBOL_INFO.sql, *queries.SYMBOL_INFO.arguments({"symbol": symbol}))
+        precision = precision_from_info(json.loads(info) if isinstance(info, str) else info)
+        self._pushes = KlinePushes(symbol, self.interval, precision)
+        self._start_ms = to_ms(start)
+        self._first_open = intervals.open_time(self.interval, self._start_ms)
+        self._tick = self._first_open // SECOND_MS * SECOND_MS + SECOND_MS
+
+    def _feed(self, trade: Any) -> None:
+        assert self._pushes is not None
+        _event_ms, trade_id, price, quantity, trade_ms, buyer_is_maker = trade
+        self._pushes.add_trade(trade_ms, trade_id, Decimal(price), Decimal(quantity), buyer_is_maker)
+        self._last_fed_id = trade_id
+
     async def next_row(self, fetch_rows: int) -> Any | None:
         assert self._pushes is not None
         while not self._out:
             if self._tick > self._end_ms:
                 return None
             while (trade := await self._peek_trade(fetch_rows)) is not None and trade[4] < self._tick:
-                _event_ms, trade_id, price, quantity, trade_ms, buyer_is_maker = trade
-                self._pushes.add_trade(trade_ms, trade_id, Decimal(price), Decimal(quantity), buyer_is_maker)
+                self._feed(trade)
                 self._trade_index += 1
             if self._tick > self._start_ms:
                 self._out.extend((self._tick, TICK_ID, payload) for payload in self._pushes.tick(self._tick))
@@ -88,9 +104,42 @@ class KlineReader(StreamReader):
                 return None
         return self._trades[self._trade_index]
 
+    def sent(self, row_id: int) -> None:
+        """Pushes carry no trade id: where live goes on is the last trade fed."""
+
     async def newer(self, driver: Any, start: datetime, end: datetime, limit: int) -> list[Any]:
-        """Klines end at the present: live kline pushes are not computed yet (README, "Replay")."""
-        return []
+        """live=true: the trades stored after the last one fed, and the pushes of every whole
+        second up to live_delay_s ago (the trades of a second are stored by then)."""
+        if self._pushes is None:
+            # Subscribed once live: from the next kline's open, so that its first push is whole.
+            now_ms = to_ms(datetime.now(tz=start.tzinfo))
+            await self._begin(
+                driver, from_ms(intervals.next_open_time(self.interval, intervals.open_time(self.interval, now_ms)))
+            )
+            newest = queries.NEWEST_ID[StreamKind.TRADE]
+            found = await driver.fetchval(newest.sql, *newest.arguments({"symbol": self.stream.symbol}))
+            self._last_fed_id = -1 if found is None else found
+        assert self._pushes is not None
+        after = self._live_trades[-1][1] if self._live_trades else self._last_fed_id
+        statement = queries.NEWER[StreamKind.TRADE]
+        values = {
+            "symbol": self.stream.symbol,
+            "after_id": after,
+            "start": from_ms(self._first_open),
+            "end": end,
+            "row_limit": limit,
+        }
+        self._live_trades.extend(await driver.fetch(statement.sql, *statement.arguments(values)))
+        horizon = min(to_ms(end), to_ms(datetime.now(tz=start.tzinfo)) - int(self.live_delay_s * 1000))
+        pushes: list[tuple[int, int, str]] = []
+        while self._tick <= horizon:
+            while self._live_trades and self._live_trades[0][4] < self._tick:
+                self._feed(self._live_trades.popleft())
+            ticked = self._pushes.tick(self._tick)
+            if self._tick > self._start_ms:
+                pushes.extend((self._tick, TICK_ID, payload) for payload in ticked)
+            self._tick += SECOND_MS
+        return pushes
 
 
 def make_reader(stream: StreamName, order: int) -> StreamReader:

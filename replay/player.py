@@ -46,6 +46,9 @@ class StreamReader:
         # Set by the Player: the replay's one connection takes one statement at a time.
         self.store_lock = asyncio.Lock()
         self.fetch_rows = 1000
+        # live=true: how long after their time rows may still be stored (streams computed from
+        # others, klines, wait this long before they push a second).
+        self.live_delay_s = 5.0
         self._prefetch: asyncio.Future[list[Any]] | None = None
 
     def _fetch_ahead(self) -> None:
@@ -101,6 +104,10 @@ class StreamReader:
         row = self._rows[self._next]
         self._next += 1
         return row
+
+    def sent(self, row_id: int) -> None:
+        """A live row was sent: the next poll starts after it."""
+        self.after_id = row_id
 
     async def newer(self, driver: Any, start: datetime, end: datetime, limit: int) -> list[Any]:
         """Rows stored after the newest one seen, up to `limit`."""
@@ -201,6 +208,7 @@ class Player:
         for stream in pending:
             reader = self._make_reader(stream, self._orders)
             reader.store_lock, reader.fetch_rows = self._store_lock, self._fetch_rows
+            reader.live_delay_s = self._live_end_grace_s
             self._orders += 1
             self._readers[stream.name] = reader
             if self._in_snapshot:
@@ -258,7 +266,7 @@ class Player:
                     continue
                 self.last_event_ms = event_ms
                 await emit(reader.stream, row)
-                reader.after_id = row_id
+                reader.sent(row_id)
             if not more_waiting:
                 if self._past_end():
                     return
