@@ -43,8 +43,9 @@ class ReplaySettings(BaseSettings):
     pong_timeout_s: Annotated[float, Field(gt=0)] = 60.0
     # live=true: how often the store is asked for rows newer than those sent.
     live_poll_s: Annotated[float, Field(gt=0)] = 0.5
-    # live=true with an end: rows of the range may still be stored this long after it (the
-    # pipeline's delay from Binance to PostgreSQL); then the replay ends.
+    # How long after their time rows may still be stored (the pipeline's delay from Binance to
+    # PostgreSQL): live=true with an end ends this long after it, and kline pushes, computed from
+    # trades, trail the present by it.
     live_end_grace_s: Annotated[float, Field(ge=0)] = 5.0
     # Binance: at most 5 incoming messages a second and 1024 streams per connection.
     max_incoming_per_second: Annotated[int, Field(ge=1)] = 5
