@@ -235,3 +235,41 @@ def test_a_client_that_never_reads_is_cut_off_with_4001(database):
         assert replay.closes_with(4001) == 1
         # Each replay gives its slot back once its handler has returned (after the close handshake).
         wait_until(lambda: replay.server.active == 0, 10, "every replay to give its slot back")
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(st.one_of(st.text(max_size=200), st.binary(max_size=50)), min_size=1, max_size=4))
+def test_any_message_gets_an_answer_and_the_replay_goes_on(database_with_slow_replay, messages):
+    url = database_with_slow_replay
+
+    async def talk() -> tuple[list[object], object]:
+        async with connect(url) as ws:
+            first = await ws.recv()
+            assert "trade" in str(first)
+            replies = []
+            for message in messages:
+                await ws.send(message)
+                replies.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+            await ws.send('{"method":"LIST_SUBSCRIPTIONS","id":99}')
+            still = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return replies, still
+
+    replies, still = asyncio.run(talk())
+    for reply in replies:
+        assert isinstance(reply, dict)
+        assert "result" in reply or reply["error"]["code"] in (0, 1, 2, 3), reply
+    assert isinstance(still, dict) and still.get("id") == 99
+
+
+@pytest.fixture(scope="module")
+def database_with_slow_replay(stack_env):
+    from tests.conftest import create_database, drop_database
+
+    urls = create_database(stack_env)
+    try:
+        # One trade a minute, played in real time: the replay is still playing while it is talked to.
+        migrated(urls).trades(trades("BTCUSDT", 10, spacing_ms=60_000))
+        with running_replay(urls) as replay:
+            yield f"{replay.url}/ws/btcusdt@trade?{RANGE}&speed=1"
+    finally:
+        drop_database(stack_env, urls)
