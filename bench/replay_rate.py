@@ -190,6 +190,14 @@ def wait_listening(port: int, timeout_s: float = 30) -> None:
     raise RuntimeError(f"nothing listens on port {port}")
 
 
+def peak_rss_mb(pid: int) -> float:
+    """The process's resident memory high-water mark (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def percentile_ms(values: list[float], fraction: float) -> float:
     return values[min(len(values) - 1, int(len(values) * fraction))] * 1000
 
@@ -246,10 +254,12 @@ def main() -> int:
         frames, replay_seconds, client_cpu = results.get(timeout=3600)
         reader.join()
         replay_cores = (cpu_seconds([replay.pid]) - cpu_before) / replay_seconds
+        replay_rss = peak_rss_mb(replay.pid)
         log(
             f"replay speed=0: {frames:,} frames in {replay_seconds:.1f} s = {frames / replay_seconds:,.0f} frames/s"
             f" ({frames / replay_seconds / (rows / cursor_seconds):.0%} of the cursor),"
-            f" replay process {replay_cores:.2f} cores, client {client_cpu / replay_seconds:.2f} cores"
+            f" replay process {replay_cores:.2f} cores (peak RSS {replay_rss:.0f} MB),"
+            f" client {client_cpu / replay_seconds:.2f} cores"
         )
 
         api_port = free_port()
@@ -287,6 +297,7 @@ def main() -> int:
             f"| one replay at speed=0, frames/s | {frames / replay_seconds:,.0f} "
             f"({frames / replay_seconds / (rows / cursor_seconds):.0%} of the cursor) |\n"
             f"| replay process CPU during it | {replay_cores:.2f} cores |\n"
+            f"| replay process peak RSS | {replay_rss:.0f} MB |\n"
             f"| api latest p50 / p99, alone | {percentile_ms(alone, 0.5):.2f} / {percentile_ms(alone, 0.99):.2f} ms |\n"
             f"| api latest p50 / p99, {args.replays} replays beside | {percentile_ms(beside, 0.5):.2f} /"
             f" {percentile_ms(beside, 0.99):.2f} ms |"
