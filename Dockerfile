@@ -1,5 +1,5 @@
 # One Dockerfile for every Python service; SERVICE picks the dependency group from pyproject.toml
-# (producer, consumer, api, bootstrap, fake-binance), so each image carries only what it runs.
+# (producer, consumer, api, bootstrap, fake-binance, replay), so each image carries only what it runs.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
@@ -18,6 +18,7 @@ COPY api ./api
 COPY bootstrap ./bootstrap
 COPY maintenance ./maintenance
 COPY fake_binance ./fake_binance
+COPY replay ./replay
 # The services never install anything: pip and setuptools (about 23 MB) stay behind.
 RUN /opt/venv/bin/pip install --no-deps . \
     && /opt/venv/bin/python -m pip uninstall -y -q pip setuptools

@@ -44,3 +44,13 @@ def kline_close_time(interval: str, open_time: int, units_per_ms: int = 1) -> in
         return None
     year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
     return calendar.timegm((year, month, 1, 0, 0, 0)) * 1000 * units_per_ms - 1
+
+
+# Binance pushes a 1s kline once, when it closes, and the open kline of every other interval
+# every 2 seconds until its closing push ("x": true).
+KLINE_PUSH_PERIOD_MS = 2000
+
+
+def pushes_open_kline(interval: str, tick_ms: int) -> bool:
+    """Whether Binance shows the open `interval` kline at the whole second `tick_ms`."""
+    return interval != "1s" and tick_ms % KLINE_PUSH_PERIOD_MS == 0

@@ -8,7 +8,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$repo"
 uv=${UV:-.venv/bin/uv}
-for group in producer consumer api bootstrap fake-binance dev; do
+for group in producer consumer api bootstrap fake-binance replay dev; do
     # --python-version: the images' and CI's Python, whatever runs this script.
     "$uv" pip compile pyproject.toml --quiet --extra "$group" --python-version 3.11 \
         --no-header --annotation-style line --output-file "requirements/$group.lock"

@@ -23,6 +23,7 @@ PYTHON_SERVICES = {
     "consumer": "consumer.settings:ConsumerSettings",
     "api": "api.settings:ApiSettings",
     "fake-binance": "fake_binance.settings:FakeBinanceSettings",
+    "replay": "replay.settings:ReplaySettings",
 }
 
 

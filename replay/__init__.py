@@ -1,0 +1,1 @@
+"""Replay: the stored history served back over a WebSocket in Binance's own wire format."""
