@@ -171,3 +171,24 @@ class Reconciliation(BaseModel):
     matching: int
     differences: list[SecondComparison] = Field(description="every second that is not a match")
     seconds: list[SecondComparison] = Field(description="every second with a WS trade or a REST kline")
+
+
+class CoveragePeriod(BaseModel):
+    start: datetime = Field(description="UTC, inclusive")
+    end: datetime = Field(description="UTC, exclusive")
+    origin: str = Field(description="what vouched for it last: ws (live capture), rest, history or archive")
+    detail: str = Field(description="why, for a hole (e.g. 'producer down; REST answered 429'); empty when held")
+
+
+class StreamCoverage(BaseModel):
+    stream: str = Field(examples=["trade", "kline_1m"])
+    held: list[CoveragePeriod] = Field(description="periods the store holds complete, oldest first")
+    holes: list[CoveragePeriod] = Field(description="periods the store knows it lacks, oldest first")
+
+
+class Coverage(BaseModel):
+    symbol: str
+    streams: list[StreamCoverage] = Field(
+        description="one entry per stream with recorded coverage (or the one asked for); a period that is in"
+        " neither list is unknown: nothing vouches for it either way"
+    )

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import msgspec
 
-from schemas.coverage import CoverageMarker, decode_marker
+from schemas.coverage import STREAM_TYPES, CoverageMarker, decode_marker
 from schemas.kline_intervals import KLINE_INTERVALS, kline_close_time
 from schemas.messages import (
     MAX_TIME_MS,
@@ -178,7 +178,6 @@ def parse_message(
 _COVERAGE = Source.COVERAGE.encode()
 # What a coverage marker's origin may name: the sources of market data.
 _ORIGINS = frozenset((Source.WS, Source.REST, Source.HISTORY, Source.ARCHIVE))
-_STORED_KINDS = frozenset(("trade", "aggTrade", "bookTicker", *(f"kline_{i}" for i in KLINE_INTERVALS)))
 MAX_COVERAGE_DETAIL_CHARS = 1000
 
 
@@ -188,7 +187,7 @@ def _parse_coverage(value: bytes, headers: Mapping[str, bytes], key: bytes | Non
     it must be keyed by its symbol like them: on another key it may have overtaken them."""
     stream = headers.get(Header.STREAM, b"").decode(errors="replace")
     symbol, kind = _stream_kind(stream)
-    if kind not in _STORED_KINDS or not re.fullmatch(SYMBOL_PATTERN, symbol) or stream != f"{symbol.lower()}@{kind}":
+    if kind not in STREAM_TYPES or not re.fullmatch(SYMBOL_PATTERN, symbol) or stream != f"{symbol.lower()}@{kind}":
         raise _Reject("unsupported_stream", f"a coverage marker for stream {stream!r}, which is not stored")
     if key is not None and key != message_key(symbol):
         raise _Reject("stream_symbol_mismatch", f"a coverage marker for {stream!r} keyed {key!r}, not {symbol!r}")

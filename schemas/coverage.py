@@ -16,6 +16,11 @@ from enum import StrEnum
 
 import msgspec
 
+from schemas.kline_intervals import KLINE_INTERVALS
+
+# The stream types a marker may cover: those the store keeps (the part of a stream name after "@").
+STREAM_TYPES: frozenset[str] = frozenset(("trade", "aggTrade", "bookTicker", *(f"kline_{i}" for i in KLINE_INTERVALS)))
+
 
 class CoverageKind(StrEnum):
     HELD = "held"
