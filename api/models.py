@@ -70,6 +70,13 @@ class MinuteRange(BaseModel):
     trade_count: int
 
 
+class CoveragePeriod(BaseModel):
+    start: datetime = Field(description="UTC, inclusive")
+    end: datetime = Field(description="UTC, exclusive")
+    origin: str = Field(description="what vouched for it last: ws (live capture), rest, history or archive")
+    detail: str = Field(description="why, for a hole (e.g. 'producer down; REST answered 429'); empty when held")
+
+
 class CandleOut(BaseModel):
     """A Binance kline: the same boundaries and fields as GET /api/v3/klines."""
 
@@ -94,6 +101,10 @@ class Candles(BaseModel):
     candles: list[CandleOut]
     next_start: datetime | None = Field(
         description="open time of the next candle when more exist before `end`: pass it as `start`"
+    )
+    holes: list[CoveragePeriod] = Field(
+        description="known holes of the trade stream the answer touches (see /v1/coverage): an interval without"
+        " stored trades there has no candle, and a candle touching one may lack trades"
     )
 
 
@@ -171,13 +182,6 @@ class Reconciliation(BaseModel):
     matching: int
     differences: list[SecondComparison] = Field(description="every second that is not a match")
     seconds: list[SecondComparison] = Field(description="every second with a WS trade or a REST kline")
-
-
-class CoveragePeriod(BaseModel):
-    start: datetime = Field(description="UTC, inclusive")
-    end: datetime = Field(description="UTC, exclusive")
-    origin: str = Field(description="what vouched for it last: ws (live capture), rest, history or archive")
-    detail: str = Field(description="why, for a hole (e.g. 'producer down; REST answered 429'); empty when held")
 
 
 class StreamCoverage(BaseModel):

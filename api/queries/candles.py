@@ -7,7 +7,7 @@ the bucket (each a primary key lookup), so a day of 1m candles reads 1,440 rows,
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,13 +25,14 @@ from sqlalchemy import (
 from sqlalchemy import (
     Interval as SqlInterval,
 )
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import intervals
 from api.candles import Candle, RollupRow, assemble, cap_by_rollup_rows
 from api.intervals import Interval
 from api.params import EPOCH, LAST_DATETIME_MS, from_ms, to_ms
+from api.queries.coverage import holes_overlapping
 from schemas.tables import trade_candles_1m, trade_candles_1s
 
 
@@ -57,14 +58,22 @@ async def traded_seconds(connection: AsyncConnection, symbol: str) -> tuple[date
 async def close_before(connection: AsyncConnection, table: Table, symbol: str, before: datetime) -> str | None:
     """Close of the last rollup row before `before` (exact, as text): the price a gap after it
     stays flat at."""
+    found = await close_and_time_before(connection, table, symbol, before)
+    return None if found is None else found[0]
+
+
+async def close_and_time_before(
+    connection: AsyncConnection, table: Table, symbol: str, before: datetime
+) -> tuple[str, datetime] | None:
+    """Close and open time of the last rollup row before `before`."""
     query = (
-        select(cast(table.c.close, Text))
+        select(cast(table.c.close, Text), table.c.open_time)
         .where(table.c.symbol == symbol, table.c.open_time < before)
         .order_by(table.c.open_time.desc())
         .limit(1)
     )
-    value: str | None = (await connection.execute(query)).scalar()
-    return value
+    row = (await connection.execute(query)).first()
+    return None if row is None else (row[0], row[1])
 
 
 def _bucket(interval: Interval, open_time: ColumnElement[datetime], offset_ms: int) -> ColumnElement[datetime]:
@@ -176,6 +185,8 @@ class CandleWindow:
     next_open_ms: int | None
     # How many of `candles` come before the requested ones (asked for as `history`).
     history_count: int = 0
+    # Known holes of the trade stream that touch the candles' range (start, end, detail), oldest first.
+    holes: list[RowMapping] = field(default_factory=list)
 
 
 async def candles(
@@ -215,7 +226,14 @@ async def candles(
         by_open = await rollup_rows(connection, table, symbol, start, stop)
     else:
         by_open = await grouped_rollup_rows(connection, interval, symbol, start, stop, offset_ms)
-    previous_close = await close_before(connection, table, symbol, start)
-    assembled = assemble(interval, every_open, by_open, previous_close, offset_ms)
+    before = await close_and_time_before(connection, table, symbol, start)
+    previous_close = None if before is None else before[0]
+    # From the row the close comes from: a hole between it and the range leaves that close unknown.
+    holes = await holes_overlapping(connection, symbol, "trade", start if before is None else before[1], stop)
+    hole_ms = [(to_ms(hole["start_time"]), to_ms(hole["end_time"])) for hole in holes]
+    if previous_close is not None and hole_ms and hole_ms[0][0] < every_open[0]:
+        previous_close = None
+    holes = [hole for hole in holes if hole["end_time"] > start]
+    assembled = assemble(interval, every_open, by_open, previous_close, offset_ms, hole_ms)
     history_count = sum(1 for candle in assembled if candle.open_time < opens[0])
-    return CandleWindow(assembled, following if more else None, history_count)
+    return CandleWindow(assembled, following if more else None, history_count, holes)

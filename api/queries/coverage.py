@@ -40,7 +40,7 @@ async def holes_overlapping(
 ) -> list[RowMapping]:
     """The known holes of one stream that overlap [start, end), oldest first."""
     query = (
-        select(coverage.c.start_time, coverage.c.end_time, coverage.c.detail)
+        select(coverage.c.start_time, coverage.c.end_time, coverage.c.origin, coverage.c.detail)
         .where(
             coverage.c.symbol == symbol,
             coverage.c.stream == stream,

@@ -1,6 +1,6 @@
 """Price questions: the newest trade, the price at a second, a minute's high and low."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -10,7 +10,7 @@ from api.deps import DbConnection, require_known_symbol, unknown_symbol
 from api.errors import NotFoundError, Problem
 from api.models import LatestPrice, LatestPrices, MinuteRange, PriceAt
 from api.params import OptionalSymbol, Symbol, TimeValue
-from api.queries import prices
+from api.queries import coverage, prices
 
 router = APIRouter(prefix="/v1/prices", tags=["prices"])
 
@@ -41,12 +41,14 @@ async def price_at(
         Query(description="the second: ISO 8601 (no zone means UTC) or epoch milliseconds; finer parts are ignored"),
     ],
 ) -> PriceAt:
-    """The price in effect at the end of that second: the last trade at or before it."""
+    """The price in effect at the end of that second: the last trade at or before it. A 404 when a
+    known hole (see /v1/coverage) lies between that trade and the second: the price then is unknown."""
     second = timestamp.replace(microsecond=0)
     row = await prices.trade_at_or_before(connection, symbol, second + timedelta(seconds=1))
     if row is None:
         await require_known_symbol(connection, symbol)
         raise NotFoundError("timestamp", f"no {symbol} trade stored at or before {second:%Y-%m-%dT%H:%M:%S}Z")
+    await _refuse_inside_hole(connection, symbol, "timestamp", row["trade_time"], second + timedelta(seconds=1))
     return PriceAt(
         symbol=symbol,
         timestamp=second,
@@ -67,9 +69,11 @@ async def minute_range(
     ],
 ) -> MinuteRange:
     """High and low (and open, close, volume, trade count) of one minute; high and low are null
-    when the minute had no trades."""
+    when the minute had no trades. A 404 when the minute touches a known hole (see /v1/coverage):
+    its trades are not all stored."""
     start = minute.replace(second=0, microsecond=0)
     row = await prices.minute_candle(connection, symbol, start)
+    await _refuse_inside_hole(connection, symbol, "minute", start, start + timedelta(minutes=1))
     if row is None:
         if not await prices.symbol_is_known(connection, symbol):
             raise unknown_symbol(symbol)
@@ -95,3 +99,18 @@ async def minute_range(
         quote_volume=row["quote_volume"],
         trade_count=row["trade_count"],
     )
+
+
+async def _refuse_inside_hole(
+    connection: DbConnection, symbol: str, parameter: str, start: datetime, end: datetime
+) -> None:
+    """404 naming `parameter` when a known hole of the trade stream touches [start, end): an answer
+    from what is stored there would be made up (a missing trade may have set the price)."""
+    holes = await coverage.holes_overlapping(connection, symbol, "trade", start, end)
+    if holes:
+        hole = holes[-1]
+        raise NotFoundError(
+            parameter,
+            f"the store knows it lacks {symbol} trades from {hole['start_time']:%Y-%m-%dT%H:%M:%S.%f}Z to"
+            f" {hole['end_time']:%Y-%m-%dT%H:%M:%S.%f}Z ({hole['detail'] or 'a hole'}); see /v1/coverage",
+        )

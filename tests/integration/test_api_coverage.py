@@ -117,3 +117,42 @@ def test_coverage_is_in_the_openapi_document(database: dict[str, str]) -> None:
     with asgi_client(database) as client:
         operation = client.get("/openapi.json").json()["paths"]["/v1/coverage"]["get"]
     assert {parameter["name"] for parameter in operation["parameters"]} == {"symbol", "stream", "start", "end"}
+
+
+def test_answers_inside_a_hole_are_not_invented_and_say_so(database: dict[str, str]) -> None:
+    store = migrated(database)
+    # Trades at 08:00:30 and 08:07:30; the store knows it lacks 08:02..08:05.
+    store.trades(
+        [
+            TradeRow("BTCUSDT", 1, Decimal("100.5"), Decimal("1"), T0 + 30_000, False),
+            TradeRow("BTCUSDT", 2, Decimal("101.5"), Decimal("1"), T0 + 7 * MIN + 30_000, False),
+        ]
+    )
+    store.coverage([("BTCUSDT", "trade", "hole", T0 + 2 * MIN, T0 + 5 * MIN, "producer down; REST answered 418")])
+    with asgi_client(database) as client:
+        candles = client.get("/v1/candles", params={"symbol": "BTCUSDT", "interval": "1m", "start": T0}).json()
+        klines = client.get("/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "1m", "startTime": T0}).json()
+        in_hole = client.get("/v1/prices/at", params={"symbol": "BTCUSDT", "timestamp": T0 + 3 * MIN})
+        after_hole = client.get("/v1/prices/at", params={"symbol": "BTCUSDT", "timestamp": T0 + 6 * MIN})
+        before_hole = client.get("/v1/prices/at", params={"symbol": "BTCUSDT", "timestamp": T0 + MIN})
+        minute = client.get("/v1/prices/minmax", params={"symbol": "BTCUSDT", "minute": T0 + 4 * MIN})
+        quiet = client.get("/v1/prices/minmax", params={"symbol": "BTCUSDT", "minute": T0 + 6 * MIN})
+    # 08:00 traded, 08:01 flat at its close; 08:02-08:06 absent (in the hole, then no known close); 08:07 traded.
+    opens = ["08:00", "08:01", "08:07"]
+    assert [c["open_time"][11:16] for c in candles["candles"]] == opens
+    assert candles["holes"] == [
+        {
+            "start": "2025-07-03T08:02:00Z",
+            "end": "2025-07-03T08:05:00Z",
+            "origin": "ws",
+            "detail": "producer down; REST answered 418",
+        }
+    ]
+    assert [k[0] for k in klines] == [T0, T0 + MIN, T0 + 7 * MIN]
+    for answer, parameter in ((in_hole, "timestamp"), (after_hole, "timestamp"), (minute, "minute")):
+        assert answer.status_code == 404, answer.text
+        assert answer.json()["errors"][0]["parameter"] == parameter
+        assert "lacks BTCUSDT trades from 2025-07-03T08:02:00" in answer.json()["detail"]
+    assert before_hole.status_code == 200 and before_hole.json()["price"] == "100.5"
+    # 08:06 is held-or-unknown and had no trade: its high and low are null, as before.
+    assert quiet.status_code == 200 and quiet.json()["trade_count"] == 0

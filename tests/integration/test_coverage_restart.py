@@ -118,6 +118,11 @@ def test_with_rest_refusing_the_restart_records_the_hole_and_the_api_shows_it(
     hole = state["holes"][0]
     assert state["held"][0]["end"] == hole["start"] and hole["end"] == state["held"][1]["start"]
     assert "418" in hole["detail"], hole
+    # The api marks it: the price at a second inside the hole is not made up from before it.
+    with asgi_client(database) as client:
+        inside_ms = int(_seconds(hole["start"]) * 1000) + 1000  # the hole lasts the 2 s the producer was down
+        inside = client.get("/v1/prices/at", params={"symbol": "BTCUSDT", "timestamp": inside_ms})
+    assert inside.status_code == 404 and "lacks BTCUSDT trades" in inside.json()["detail"], inside.text
     assert second.process.poll() is None, second.log()
 
 
