@@ -39,11 +39,20 @@ export interface Candle {
   trade_count: number;
 }
 
+/** A period of /v1/coverage; /v1/candles lists the holes its answer touches. */
+export interface CoveragePeriod {
+  start: string;
+  end: string;
+  origin: string;
+  detail: string;
+}
+
 export interface Candles {
   symbol: string;
   interval: string;
   candles: Candle[];
   next_start: string | null;
+  holes: CoveragePeriod[];
 }
 
 export interface SmaPoint {
