@@ -23,11 +23,12 @@ import psycopg2
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 sys.path.insert(0, str(REPO / "scripts"))
 
 import compose_local  # noqa: E402
+from consumer_throughput import create_database, drop_database, libpq  # noqa: E402
 
-from bench.consumer_throughput import create_database, drop_database, libpq  # noqa: E402
 from consumer.parse import CoverageRow  # noqa: E402
 from consumer.sink import RowsByTable, Sink  # noqa: E402
 
