@@ -128,3 +128,32 @@ def test_with_rest_refusing_the_restart_records_the_hole_and_the_api_shows_it(
 
 def _seconds(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def test_a_bookticker_drop_is_a_hole_and_its_trades_stay_held(
+    start_fake: Any,  # noqa: F811
+    topic: Topic,  # noqa: F811
+    run_producer: Any,  # noqa: F811
+    database: dict[str, str],
+    services: Services,
+) -> None:
+    fake = start_fake(trades_per_second=40, max_trades=0)
+    consume_into(database, services, topic, fake)
+    producer = run_producer(fake, topic.name, **{**COVERAGE, "PRODUCER_STREAM_TYPES": "trade,bookTicker"})
+    wait_until(lambda: coverage(database, "BTCUSDT", "bookTicker")["held"], 30, "bookTicker held")
+    accepted = fake.state()["connections_accepted"]
+    fake.control("drop-connections", mode="abrupt")
+    wait_until(lambda: fake.state()["connections_accepted"] > accepted, 20, "the producer reconnected")
+
+    def a_hole_between_held_periods() -> bool:
+        state = coverage(database, "BTCUSDT", "bookTicker")
+        return len(state["holes"]) == 1 and len(state["held"]) == 2
+
+    wait_until(a_hole_between_held_periods, 30, "a bookTicker hole between two held periods")
+    hole = coverage(database, "BTCUSDT", "bookTicker")["holes"][0]
+    assert "no bookTicker history" in hole["detail"], hole
+    # The trades of the same connection were refetched over REST: no hole there.
+    wait_until(lambda: coverage(database, "BTCUSDT", "trade")["held"], 10, "trades held")
+    trades = coverage(database, "BTCUSDT", "trade")
+    assert trades["holes"] == [] and len(trades["held"]) == 1, trades
+    assert producer.stop() == 0
