@@ -4,7 +4,7 @@ through a float; times are UTC, ISO 8601 with a Z."""
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
@@ -93,6 +93,10 @@ class CandleOut(BaseModel):
     taker_buy_quote_volume: DecimalText
     first_trade_id: int | None = Field(description="null for an interval without trades (flat at the last close)")
     last_trade_id: int | None
+    source: Literal["trades", "klines"] = Field(
+        description="trades: computed from the stored trades; klines: Binance's kline as stored, where no trade"
+        " of the interval is stored (e.g. a kline-only import); a flat candle names where its close came from"
+    )
 
 
 class Candles(BaseModel):

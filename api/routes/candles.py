@@ -44,6 +44,7 @@ def candle_json(candle: Candle) -> dict[str, Any]:
         "taker_buy_quote_volume": candle.taker_buy_quote_volume,
         "first_trade_id": candle.first_trade_id,
         "last_trade_id": candle.last_trade_id,
+        "source": candle.source,
     }
 
 

@@ -44,6 +44,18 @@ def test_inside_a_known_hole_no_candle_is_invented_and_none_carries_its_close() 
     ]
 
 
+def test_a_stored_kline_answers_where_no_trade_is_and_trades_win_where_both_are() -> None:
+    rows = {1000: row(1000, "10")}
+    klines = {0: row(0, "9"), 1000: row(1000, "99"), 3000: row(3000, "12")}
+    candles = assemble(Interval.S1, [0, 1000, 2000, 3000], rows, None, holes=[(3200, 3500)], klines=klines)
+    assert [(c.open_time, c.close, c.source) for c in candles] == [
+        (0, "9", "klines"),
+        (1000, "10", "trades"),
+        (2000, "10", "trades"),  # flat at the trades' close
+        (3000, "12", "klines"),  # Binance's kline is whole, even inside a hole of the trades
+    ]
+
+
 @given(
     st.lists(st.integers(0, 30), unique=True).map(sorted),
     st.lists(st.tuples(st.integers(0, 30_000), st.integers(1, 5_000)), max_size=4),
