@@ -68,6 +68,10 @@ class MinuteRange(BaseModel):
     volume: DecimalText
     quote_volume: DecimalText
     trade_count: int
+    source: Literal["trades", "klines"] = Field(
+        description="trades: from the stored trades; klines: Binance's 1m kline as stored, where no trade of the"
+        " minute is stored"
+    )
 
 
 class CoveragePeriod(BaseModel):

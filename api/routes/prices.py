@@ -69,10 +69,25 @@ async def minute_range(
     ],
 ) -> MinuteRange:
     """High and low (and open, close, volume, trade count) of one minute; high and low are null
-    when the minute had no trades. A 404 when the minute touches a known hole (see /v1/coverage):
-    its trades are not all stored."""
+    when the minute had no trades. Where no trade of the minute is stored, Binance's 1m kline of it
+    answers if one is stored (source klines). A 404 when the minute touches a known hole (see
+    /v1/coverage) and no kline of it is stored: its trades are not all stored."""
     start = minute.replace(second=0, microsecond=0)
     row = await prices.minute_candle(connection, symbol, start)
+    if row is None and (kline := await prices.closed_kline(connection, symbol, "1m", start)) is not None:
+        traded = kline["trade_count"] > 0
+        return MinuteRange(
+            symbol=symbol,
+            minute=start,
+            high=kline["high"] if traded else None,
+            low=kline["low"] if traded else None,
+            open=kline["open"] if traded else None,
+            close=kline["close"] if traded else None,
+            volume=kline["volume"],
+            quote_volume=kline["quote_volume"],
+            trade_count=kline["trade_count"],
+            source="klines",
+        )
     await _refuse_inside_hole(connection, symbol, "minute", start, start + timedelta(minutes=1))
     if row is None:
         if not await prices.symbol_is_known(connection, symbol):
@@ -87,6 +102,7 @@ async def minute_range(
             volume=Decimal(0),
             quote_volume=Decimal(0),
             trade_count=0,
+            source="trades",
         )
     return MinuteRange(
         symbol=symbol,
@@ -98,6 +114,7 @@ async def minute_range(
         volume=row["volume"],
         quote_volume=row["quote_volume"],
         trade_count=row["trade_count"],
+        source="trades",
     )
 
 

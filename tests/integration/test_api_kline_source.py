@@ -67,3 +67,18 @@ def test_a_symbol_with_klines_and_no_trades_has_candles(database: dict[str, str]
     ]
     # Klines of another interval are not candles of this one.
     assert other.status_code == 200 and other.json()["candles"] == []
+
+
+def test_a_minute_without_stored_trades_is_answered_from_its_1m_kline(database: dict[str, str]) -> None:
+    store = migrated(database)
+    one_minute = {**kline(T0, "10.5"), "interval": "1m", "close_time": ms_time(T0 + 59_999)}
+    quiet = {**kline(T0 + 60_000, "10.5", trades=0), "interval": "1m", "close_time": ms_time(T0 + 119_999)}
+    store.klines([one_minute, quiet])
+    store.symbols([{"symbol": "ADABNB", "status": "TRADING", "baseAsset": "ADA", "quoteAsset": "BNB"}])
+    # A hole of the trade stream over both: the klines still answer, they are Binance's whole minutes.
+    store.coverage([("ADABNB", "trade", "hole", T0, T0 + 120_000, "producer down")])
+    with asgi_client(database) as client:
+        traded = client.get("/v1/prices/minmax", params={"symbol": "ADABNB", "minute": T0}).json()
+        empty = client.get("/v1/prices/minmax", params={"symbol": "ADABNB", "minute": T0 + 60_000}).json()
+    assert (traded["high"], traded["low"], traded["trade_count"], traded["source"]) == ("11.5", "8.5", 7, "klines")
+    assert (empty["high"], empty["low"], empty["trade_count"], empty["source"]) == (None, None, 0, "klines")

@@ -94,6 +94,7 @@ def test_latest_price_at_a_second_and_minute_range(database: dict[str, str]) -> 
             "volume": "2.01000000",
             "quote_volume": str(sum(t.price * t.quantity for t in BTC[:5])),
             "trade_count": 5,
+            "source": "trades",
         }
         empty = client.get("/v1/prices/minmax", params={"symbol": "BTCUSDT", "minute": "2025-07-03T08:31:45"})
         assert empty.status_code == 200
