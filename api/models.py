@@ -53,9 +53,13 @@ class PriceAt(BaseModel):
     symbol: str
     timestamp: datetime = Field(description="the second asked about (its start)")
     price: DecimalText = Field(description="price of the last trade at or before the end of that second")
-    quantity: DecimalText
-    trade_id: int
-    actual_timestamp: datetime = Field(description="time of that trade")
+    quantity: DecimalText | None = Field(description="that trade's quantity; null when a 1s kline answered")
+    trade_id: int | None = Field(description="that trade's id; a 1s kline's last trade id, if it has one")
+    actual_timestamp: datetime = Field(description="time of that trade (a 1s kline's: the start of its second)")
+    source: Literal["trades", "klines"] = Field(
+        description="trades: the last stored trade; klines: the close of the last stored 1s kline with trades,"
+        " where it is newer than every stored trade before the second"
+    )
 
 
 class MinuteRange(BaseModel):

@@ -172,3 +172,21 @@ async def closed_kline(
         klines.c.symbol == symbol, klines.c.interval == interval, klines.c.open_time == open_time, klines.c.is_closed
     )
     return (await connection.execute(query)).mappings().first()
+
+
+async def last_traded_second_kline(connection: AsyncConnection, symbol: str, second: datetime) -> RowMapping | None:
+    """The newest stored closed 1s kline with trades opening at or before `second`: the klines
+    primary key walked backwards from it."""
+    query = (
+        select(klines.c.open_time, klines.c.close, klines.c.last_trade_id)
+        .where(
+            klines.c.symbol == symbol,
+            klines.c.interval == "1s",
+            klines.c.open_time <= second,
+            klines.c.is_closed,
+            klines.c.trade_count > 0,
+        )
+        .order_by(klines.c.open_time.desc())
+        .limit(1)
+    )
+    return (await connection.execute(query)).mappings().first()

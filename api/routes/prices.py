@@ -41,10 +41,25 @@ async def price_at(
         Query(description="the second: ISO 8601 (no zone means UTC) or epoch milliseconds; finer parts are ignored"),
     ],
 ) -> PriceAt:
-    """The price in effect at the end of that second: the last trade at or before it. A 404 when a
-    known hole (see /v1/coverage) lies between that trade and the second: the price then is unknown."""
+    """The price in effect at the end of that second: the last trade at or before it, or the close
+    of the last stored 1s kline with trades where that is newer (klines imported without their
+    trades). A 404 when a known hole (see /v1/coverage) lies between that trade and the second:
+    the price then is unknown."""
     second = timestamp.replace(microsecond=0)
     row = await prices.trade_at_or_before(connection, symbol, second + timedelta(seconds=1))
+    kline = await prices.last_traded_second_kline(connection, symbol, second)
+    if kline is not None and (row is None or kline["open_time"] > row["trade_time"].replace(microsecond=0)):
+        after_kline = kline["open_time"] + timedelta(seconds=1)
+        await _refuse_inside_hole(connection, symbol, "timestamp", after_kline, second + timedelta(seconds=1))
+        return PriceAt(
+            symbol=symbol,
+            timestamp=second,
+            price=kline["close"],
+            quantity=None,
+            trade_id=kline["last_trade_id"],
+            actual_timestamp=kline["open_time"],
+            source="klines",
+        )
     if row is None:
         await require_known_symbol(connection, symbol)
         raise NotFoundError("timestamp", f"no {symbol} trade stored at or before {second:%Y-%m-%dT%H:%M:%S}Z")
@@ -56,6 +71,7 @@ async def price_at(
         quantity=row["quantity"],
         trade_id=row["trade_id"],
         actual_timestamp=row["trade_time"],
+        source="trades",
     )
 
 

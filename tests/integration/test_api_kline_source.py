@@ -82,3 +82,27 @@ def test_a_minute_without_stored_trades_is_answered_from_its_1m_kline(database: 
         empty = client.get("/v1/prices/minmax", params={"symbol": "ADABNB", "minute": T0 + 60_000}).json()
     assert (traded["high"], traded["low"], traded["trade_count"], traded["source"]) == ("11.5", "8.5", 7, "klines")
     assert (empty["high"], empty["low"], empty["trade_count"], empty["source"]) == (None, None, 0, "klines")
+
+
+def second_kline(open_ms: int, close: str, trades: int) -> dict[str, Any]:
+    return {**kline(open_ms, close, trades), "interval": "1s", "close_time": ms_time(open_ms + 999)}
+
+
+def test_the_price_at_a_second_comes_from_a_newer_1s_kline_than_any_stored_trade(database: dict[str, str]) -> None:
+    store = migrated(database)
+    store.trades([TradeRow("ADABNB", 1, Decimal("10.25"), Decimal("3"), T0 + 1_500, False)])
+    # Klines of seconds 5 and 6 (the 6th without trades) with no stored trades: REST klines only.
+    store.klines([second_kline(T0 + 5_000, "11.5", 2), second_kline(T0 + 6_000, "11.5", 0)])
+    with asgi_client(database) as client:
+        from_trade = client.get("/v1/prices/at", params={"symbol": "ADABNB", "timestamp": T0 + 3_000}).json()
+        from_kline = client.get("/v1/prices/at", params={"symbol": "ADABNB", "timestamp": T0 + 9_000}).json()
+    assert (from_trade["price"], from_trade["trade_id"], from_trade["source"]) == ("10.25", 1, "trades")
+    assert from_kline == {
+        "symbol": "ADABNB",
+        "timestamp": "2021-05-22T00:00:09Z",
+        "price": "11.5",
+        "quantity": None,
+        "trade_id": None,
+        "actual_timestamp": "2021-05-22T00:00:05Z",
+        "source": "klines",
+    }

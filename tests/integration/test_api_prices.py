@@ -60,6 +60,7 @@ def test_latest_price_at_a_second_and_minute_range(database: dict[str, str]) -> 
             "quantity": "1.00000000",
             "trade_id": 103,
             "actual_timestamp": "2025-07-03T08:30:36.999000Z",
+            "source": "trades",
         }
         # The same second as epoch milliseconds, and with a zone: the same answer.
         same = [

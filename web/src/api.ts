@@ -12,9 +12,10 @@ export interface PriceAt {
   symbol: string;
   timestamp: string;
   price: string;
-  quantity: string;
-  trade_id: number;
+  quantity: string | null;
+  trade_id: number | null;
   actual_timestamp: string;
+  source: "trades" | "klines";
 }
 
 export interface MinuteRange {
@@ -27,6 +28,7 @@ export interface MinuteRange {
   volume: string;
   quote_volume: string;
   trade_count: number;
+  source: "trades" | "klines";
 }
 
 export interface Candle {
