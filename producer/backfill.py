@@ -450,6 +450,9 @@ class Backfiller:
         for stream, (dropped_ms, due) in list(self.kline_drops.items()):
             if due > now:
                 continue
+            # Taken off first: a drop during the refetch asks for another one (busy_streams() still
+            # names the stream meanwhile).
+            del self.kline_drops[stream]
             symbol, _, kind = stream.partition("@")
             interval = kind.removeprefix("kline_")
             # From the kline that was open at the drop (its close may have been missed) to now.
@@ -460,20 +463,20 @@ class Backfiller:
                 count = await self._klines(symbol.upper(), interval, start_ms, int(time.time() * 1000))
             except IpBanned:
                 if self._overdue(stream):
-                    del self.kline_drops[stream]
                     self._give_up(stream, f"REST banned this IP (418) for over {self.give_up_after_s:g} s")
                 else:
-                    self.kline_drops[stream] = (dropped_ms, self.banned_until)
+                    later_drop = self.kline_drops.get(stream)
+                    since_ms = dropped_ms if later_drop is None else min(dropped_ms, later_drop[0])
+                    self.kline_drops[stream] = (since_ms, self.banned_until)
                 return
             except Exception as error:
-                del self.kline_drops[stream]
                 log.error("kline refetch failed", extra={"stream": stream, "error": repr(error)})
                 self._give_up(stream, f"producer could not refetch klines: {error}")
                 continue
             finally:
                 self._fetching = None
-            del self.kline_drops[stream]
-            self._queued_since.pop(stream, None)
+            if stream not in self.kline_drops:
+                self._queued_since.pop(stream, None)
             log.info("klines refetched after a drop", extra={"stream": stream, "klines": count})
 
     # --- start-up lookback ----------------------------------------------------------------------

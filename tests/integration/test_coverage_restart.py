@@ -39,18 +39,23 @@ def coverage(database: dict[str, str], symbol: str, stream: str) -> dict[str, An
 
 
 def stop_for_a_while(
-    fake: Fake, raw: Topic, start_producer: Any, before_restart: Callable[[], object] = lambda: None, **settings: str
+    fake: Fake,
+    raw: Topic,
+    start_producer: Any,
+    before_restart: Callable[[], object] = lambda: None,
+    stream_types: str = "trade,aggTrade",
+    **settings: str,
 ) -> tuple[Any, int]:
     """Runs the producer until it has published held markers, stops it, lets the market trade on,
     and starts it again. Returns the second producer and the last trade id made while it was down."""
-    first = start_producer(fake, raw.name, **COVERAGE)
+    first = start_producer(fake, raw.name, **{**COVERAGE, "PRODUCER_STREAM_TYPES": stream_types})
     wait_until(lambda: sum(m.source == "coverage" for m in raw.read()) >= 8, 30, "the first held markers")
     assert first.stop() == 0, first.log()
     before = max(fake.traded_ids("BTCUSDT", "trade"))
     wait_until(lambda: max(fake.traded_ids("BTCUSDT", "trade")) >= before + 60, 30, "trades while it is down")
     missed = max(fake.traded_ids("BTCUSDT", "trade"))
     before_restart()
-    return start_producer(fake, raw.name, **COVERAGE, **settings), missed
+    return start_producer(fake, raw.name, **{**COVERAGE, "PRODUCER_STREAM_TYPES": stream_types, **settings}), missed
 
 
 def consume_into(database: dict[str, str], services: Services, raw: Topic, fake: Fake) -> None:
@@ -157,3 +162,27 @@ def test_a_bookticker_drop_is_a_hole_and_its_trades_stay_held(
     trades = coverage(database, "BTCUSDT", "trade")
     assert trades["holes"] == [] and len(trades["held"]) == 1, trades
     assert producer.stop() == 0
+
+
+def test_a_restarted_producer_refetches_the_klines_it_missed_and_holds_them(
+    start_fake: Any,  # noqa: F811
+    topic: Topic,  # noqa: F811
+    run_producer: Any,  # noqa: F811
+    database: dict[str, str],
+    services: Services,
+) -> None:
+    fake = start_fake(trades_per_second=40, max_trades=0)
+    consume_into(database, services, topic, fake)
+    second, _ = stop_for_a_while(fake, topic, run_producer, stream_types="trade,kline_1s")
+
+    def one_kline_period_past_the_stop() -> bool:
+        state = coverage(database, "BTCUSDT", "kline_1s")
+        return len(state["held"]) == 1 and state["holes"] == [] and time.time() - _seconds(state["held"][0]["end"]) < 5
+
+    wait_until(one_kline_period_past_the_stop, 30, "one held kline period across the restart")
+    wait_until(
+        lambda: any(m.stream == "btcusdt@kline_1s" and m.source == "rest" for m in topic.read()),
+        30,
+        "the klines of the time it was down, over REST",
+    )
+    assert second.stop() == 0
