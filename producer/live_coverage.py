@@ -7,6 +7,7 @@ producer resumes each stream from its last held marker on the raw topic (produce
 
 import logging
 import time
+from collections import Counter
 
 from producer.backfill import Backfiller
 from producer.coverage import CoverageTracker, frame_time_ms
@@ -32,7 +33,8 @@ class LiveCoverage:
         self.tracker = CoverageTracker()
         # stream -> (newest frame, its receipt in ns): written by Ingest for every frame.
         self.newest: dict[str, tuple[bytes, int]] = {}
-        self.markers_published = 0
+        # kind (held, hole) -> markers published, for the metrics.
+        self.markers_published: Counter[str] = Counter()
 
     def _newest_ms(self, stream: str) -> int | None:
         seen = self.newest.get(stream)
@@ -55,7 +57,7 @@ class LiveCoverage:
     def _publish(self, marker: CoverageMarker, stream: str) -> bool:
         if not self.publisher.try_publish_coverage(marker, stream):
             return False  # the buffer is full: offered again at the next tick
-        self.markers_published += 1
+        self.markers_published[marker.kind.value] += 1
         if marker.kind == "hole":
             log.warning(
                 "coverage hole",
