@@ -133,6 +133,10 @@ class Stats(BaseModel):
     quote_volume: DecimalText
     first_trade_time: datetime | None
     last_trade_time: datetime | None
+    holes: list[CoveragePeriod] = Field(
+        description="known holes of the trade stream in the range (see /v1/coverage): its trades there are not"
+        " all stored, so the figures cover the stored trades only"
+    )
 
 
 class SmaPoint(BaseModel):

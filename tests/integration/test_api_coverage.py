@@ -137,6 +137,8 @@ def test_answers_inside_a_hole_are_not_invented_and_say_so(database: dict[str, s
         before_hole = client.get("/v1/prices/at", params={"symbol": "BTCUSDT", "timestamp": T0 + MIN})
         minute = client.get("/v1/prices/minmax", params={"symbol": "BTCUSDT", "minute": T0 + 4 * MIN})
         quiet = client.get("/v1/prices/minmax", params={"symbol": "BTCUSDT", "minute": T0 + 6 * MIN})
+        stats = client.get("/v1/stats", params={"symbol": "BTCUSDT", "start": T0, "end": T0 + 10 * MIN}).json()
+        stats_before = client.get("/v1/stats", params={"symbol": "BTCUSDT", "start": T0, "end": T0 + MIN}).json()
     # 08:00 traded, 08:01 flat at its close; 08:02-08:06 absent (in the hole, then no known close); 08:07 traded.
     opens = ["08:00", "08:01", "08:07"]
     assert [c["open_time"][11:16] for c in candles["candles"]] == opens
@@ -154,5 +156,8 @@ def test_answers_inside_a_hole_are_not_invented_and_say_so(database: dict[str, s
         assert answer.json()["errors"][0]["parameter"] == parameter
         assert "lacks BTCUSDT trades from 2025-07-03T08:02:00" in answer.json()["detail"]
     assert before_hole.status_code == 200 and before_hole.json()["price"] == "100.5"
+    # The range's figures are of the stored trades, and the answer names the hole they lack.
+    assert stats["trade_count"] == 2 and stats["holes"] == candles["holes"]
+    assert stats_before["holes"] == []
     # 08:06 is held-or-unknown and had no trade: its high and low are null, as before.
     assert quiet.status_code == 200 and quiet.json()["trade_count"] == 0
