@@ -15,7 +15,20 @@ from api.export_slots import ExportSlots
 from api.head_requests import HeadAsGet
 from api.live import PriceFeed, engine_poll
 from api.metrics import ApiMetrics, MetricsAndLimits, forget_dead_workers, shared_metrics_dir, worker_stopped
-from api.routes import binance_compat, candles, export, health, live, prices, reconcile, stats, status, symbols, web
+from api.routes import (
+    binance_compat,
+    candles,
+    coverage,
+    export,
+    health,
+    live,
+    prices,
+    reconcile,
+    stats,
+    status,
+    symbols,
+    web,
+)
 from api.settings import ApiSettings
 
 log = logging.getLogger(__name__)
@@ -98,7 +111,20 @@ def create_app(settings: ApiSettings) -> FastAPI:
     )
     app.add_middleware(HeadAsGet)
 
-    for module in (health, prices, symbols, candles, stats, export, reconcile, binance_compat, status, live, web):
+    for module in (
+        health,
+        prices,
+        symbols,
+        candles,
+        coverage,
+        stats,
+        export,
+        reconcile,
+        binance_compat,
+        status,
+        live,
+        web,
+    ):
         app.include_router(module.router)
     # The web page (/ and /static) and its live prices: one poller for all clients (api/live.py).
     app.mount("/static", web.static_files(), name="static")

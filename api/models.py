@@ -4,7 +4,7 @@ through a float; times are UTC, ISO 8601 with a Z."""
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer, WithJsonSchema
 
@@ -53,9 +53,13 @@ class PriceAt(BaseModel):
     symbol: str
     timestamp: datetime = Field(description="the second asked about (its start)")
     price: DecimalText = Field(description="price of the last trade at or before the end of that second")
-    quantity: DecimalText
-    trade_id: int
-    actual_timestamp: datetime = Field(description="time of that trade")
+    quantity: DecimalText | None = Field(description="that trade's quantity; null when a 1s kline answered")
+    trade_id: int | None = Field(description="that trade's id; a 1s kline's last trade id, if it has one")
+    actual_timestamp: datetime = Field(description="time of that trade (a 1s kline's: the start of its second)")
+    source: Literal["trades", "klines"] = Field(
+        description="trades: the last stored trade; klines: the close of the last stored 1s kline with trades,"
+        " where it is newer than every stored trade before the second"
+    )
 
 
 class MinuteRange(BaseModel):
@@ -68,6 +72,17 @@ class MinuteRange(BaseModel):
     volume: DecimalText
     quote_volume: DecimalText
     trade_count: int
+    source: Literal["trades", "klines"] = Field(
+        description="trades: from the stored trades; klines: Binance's 1m kline as stored, where no trade of the"
+        " minute is stored"
+    )
+
+
+class CoveragePeriod(BaseModel):
+    start: datetime = Field(description="UTC, inclusive")
+    end: datetime = Field(description="UTC, exclusive")
+    origin: str = Field(description="what vouched for it last: ws (live capture), rest, history or archive")
+    detail: str = Field(description="why, for a hole (e.g. 'producer down; REST answered 429'); empty when held")
 
 
 class CandleOut(BaseModel):
@@ -86,6 +101,10 @@ class CandleOut(BaseModel):
     taker_buy_quote_volume: DecimalText
     first_trade_id: int | None = Field(description="null for an interval without trades (flat at the last close)")
     last_trade_id: int | None
+    source: Literal["trades", "klines"] = Field(
+        description="trades: computed from the stored trades; klines: Binance's kline as stored, where no trade"
+        " of the interval is stored (e.g. a kline-only import); a flat candle names where its close came from"
+    )
 
 
 class Candles(BaseModel):
@@ -94,6 +113,10 @@ class Candles(BaseModel):
     candles: list[CandleOut]
     next_start: datetime | None = Field(
         description="open time of the next candle when more exist before `end`: pass it as `start`"
+    )
+    holes: list[CoveragePeriod] = Field(
+        description="known holes of the trade stream the answer touches (see /v1/coverage): an interval without"
+        " stored trades there has no candle, and a candle touching one may lack trades"
     )
 
 
@@ -110,6 +133,10 @@ class Stats(BaseModel):
     quote_volume: DecimalText
     first_trade_time: datetime | None
     last_trade_time: datetime | None
+    holes: list[CoveragePeriod] = Field(
+        description="known holes of the trade stream in the range (see /v1/coverage): its trades there are not"
+        " all stored, so the figures cover the stored trades only"
+    )
 
 
 class SmaPoint(BaseModel):
@@ -171,3 +198,17 @@ class Reconciliation(BaseModel):
     matching: int
     differences: list[SecondComparison] = Field(description="every second that is not a match")
     seconds: list[SecondComparison] = Field(description="every second with a WS trade or a REST kline")
+
+
+class StreamCoverage(BaseModel):
+    stream: str = Field(examples=["trade", "kline_1m"])
+    held: list[CoveragePeriod] = Field(description="periods the store holds complete, oldest first")
+    holes: list[CoveragePeriod] = Field(description="periods the store knows it lacks, oldest first")
+
+
+class Coverage(BaseModel):
+    symbol: str
+    streams: list[StreamCoverage] = Field(
+        description="one entry per stream with recorded coverage (or the one asked for); a period that is in"
+        " neither list is unknown: nothing vouches for it either way"
+    )

@@ -132,7 +132,7 @@ def _add_parsed(
 ) -> None:
     """What the hot path left: the general parser's row, rejection or skip."""
     try:
-        result = parse_message(value, message_headers(pairs), known)
+        result = parse_message(value, message_headers(pairs), known, message.key())
     except Exception as error:  # a parser bug must cost this message, not stop the consumer
         log.exception("parser failed on a message", extra={"offset": message.offset()})
         result = Rejection("parse_error", f"the parser failed: {error!r}")
@@ -404,6 +404,7 @@ class RawConsumer:
         self.counts["agg_trades"] += len(batch.rows.agg_trades)
         self.counts["klines"] += len(batch.rows.klines)
         self.counts["book_tickers"] += len(batch.rows.book_tickers)
+        self.counts["coverage_markers"] += len(batch.rows.coverage)
         self.counts["rejected"] += len(batch.rejected) + len(written.conflicts)
         self.counts.update({f"skipped.{reason}": n for reason, n in batch.skipped.items()})
         log.debug(

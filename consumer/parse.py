@@ -16,9 +16,11 @@ from typing import NamedTuple
 
 import msgspec
 
+from schemas.coverage import STREAM_TYPES, CoverageMarker, decode_marker
 from schemas.kline_intervals import KLINE_INTERVALS, kline_close_time
 from schemas.messages import (
     MAX_TIME_MS,
+    SYMBOL_PATTERN,
     AggTradeEvent,
     BookTickerEvent,
     Envelope,
@@ -30,7 +32,7 @@ from schemas.messages import (
     ServerShutdown,
     TradeEvent,
 )
-from schemas.topics import Header, Source
+from schemas.topics import Header, Source, message_key
 
 
 class TradeRow(NamedTuple):
@@ -86,7 +88,19 @@ class BookTickerRow(NamedTuple):
     received_at_us: int
 
 
-Row = TradeRow | AggTradeRow | KlineRow | BookTickerRow
+class CoverageRow(NamedTuple):
+    """A coverage marker (schemas/coverage.py) of one stream, e.g. ("BTCUSDT", "trade", "held", ...)."""
+
+    symbol: str
+    stream: str
+    kind: str
+    start_ms: int
+    end_ms: int
+    origin: str
+    detail: str
+
+
+Row = TradeRow | AggTradeRow | KlineRow | BookTickerRow | CoverageRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,16 +138,21 @@ def parse_message(
     value: bytes | None,
     headers: Mapping[str, bytes],
     known_symbols: Container[str] | None = None,
+    key: bytes | None = None,
 ) -> Row | Rejection | Skipped:
     """Parses one message of the raw topic. `known_symbols` (None: not checked) are the symbols
-    the exchange lists; a symbol outside them is rejected."""
+    the exchange lists; a symbol outside them is rejected. `key` is the message's Kafka key, which
+    a coverage marker must have right (None: not checked)."""
     if not value:
         return Rejection("empty_message", "message has no value")
     if _has_duplicate_keys(value):
         # Binance never repeats a key; msgspec, like most decoders, would keep the last one.
         return Rejection("duplicate_key", "a JSON object names the same key twice")
     try:
-        row = _parse(value, headers)
+        if headers.get(Header.SOURCE) == _COVERAGE:
+            row: Row | Skipped = _parse_coverage(value, headers, key)
+        else:
+            row = _parse(value, headers)
     except _Reject as rejected:
         return rejected.rejection
     except msgspec.ValidationError as error:  # a subclass of DecodeError: must come first
@@ -158,7 +177,41 @@ def parse_message(
 
 _REST_SOURCES = (Source.REST.encode(), Source.HISTORY.encode())
 _ARCHIVE_SOURCE = Source.ARCHIVE.encode()
-_COVERAGE_SOURCE = Source.COVERAGE.encode()
+_COVERAGE = Source.COVERAGE.encode()
+# What a coverage marker's origin may name: the sources of market data.
+_ORIGINS = frozenset((Source.WS, Source.REST, Source.HISTORY, Source.ARCHIVE))
+MAX_COVERAGE_DETAIL_CHARS = 1000
+
+
+def _parse_coverage(value: bytes, headers: Mapping[str, bytes], key: bytes | None) -> CoverageRow:
+    """A coverage marker: `{"kind":"held","start_ms":…,"end_ms":…,"origin":"ws","detail":""}`, its
+    stream in the stream header. It vouches for records that came before it on its partition, so
+    it must be keyed by its symbol like them: on another key it may have overtaken them."""
+    stream = headers.get(Header.STREAM, b"").decode(errors="replace")
+    symbol, kind = _stream_kind(stream)
+    if kind not in STREAM_TYPES or not re.fullmatch(SYMBOL_PATTERN, symbol) or stream != f"{symbol.lower()}@{kind}":
+        raise _Reject("unsupported_stream", f"a coverage marker for stream {stream!r}, which is not stored")
+    if key is not None and key != message_key(symbol):
+        raise _Reject("stream_symbol_mismatch", f"a coverage marker for {stream!r} keyed {key!r}, not {symbol!r}")
+    try:
+        marker = decode_marker(value)
+    except msgspec.ValidationError as error:
+        if "coverage period" in str(error):
+            raise _Reject("invalid_coverage_period", str(error)) from None
+        raise
+    _plausible(marker)
+    return CoverageRow(symbol, kind, marker.kind.value, marker.start_ms, marker.end_ms, marker.origin, marker.detail)
+
+
+def _plausible(marker: CoverageMarker) -> None:
+    if marker.end_ms > MAX_TIME_MS + 1:
+        raise _Reject("invalid_time", f"coverage period ends past year 9999: {marker.end_ms}")
+    if marker.origin not in _ORIGINS:
+        raise _Reject("invalid_field", f"coverage origin {marker.origin!r} is not one of {sorted(_ORIGINS)}")
+    # PostgreSQL text holds no NUL; a detail is a sentence, not a payload.
+    if "\x00" in marker.detail or len(marker.detail) > MAX_COVERAGE_DETAIL_CHARS:
+        detail = f"coverage detail holds a NUL or is over {MAX_COVERAGE_DETAIL_CHARS} characters"
+        raise _Reject("invalid_field", detail)
 
 
 def _parse(value: bytes, headers: Mapping[str, bytes]) -> Row | Skipped:
@@ -169,8 +222,6 @@ def _parse(value: bytes, headers: Mapping[str, bytes]) -> Row | Skipped:
         return _parse_rest(value, stream_header, unit_us, headers)
     if source == _ARCHIVE_SOURCE:
         return parse_archive_row(value, *_stream_kind(stream_header), unit_us)
-    if source == _COVERAGE_SOURCE:  # coverage markers are stored by their own handler; not market data
-        return Skipped("coverage_marker")
     if value.startswith(b'{"stream"'):  # a combined-stream frame as Binance lays it out
         envelope = _ENVELOPE.decode(value)
         return _parse_ws(bytes(envelope.data), envelope.stream, unit_us, headers)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import make_url
 
 from consumer import trade_lines
 from consumer.dead_letters import DeadLetterRow, Rejected
-from consumer.parse import AggTradeRow, BookTickerRow, KlineRow, Row, TradeRow
+from consumer.parse import AggTradeRow, BookTickerRow, CoverageRow, KlineRow, Row, TradeRow
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +377,7 @@ class Written:
     agg_trades: int = 0
     klines: int = 0
     book_tickers: int = 0
+    coverage: int = 0
     conflicts: list[Rejected] = field(default_factory=list)
 
 
@@ -387,6 +388,8 @@ class RowsByTable:
     agg_trades: list[AggTradeRow] = field(default_factory=list)
     klines: list[KlineRow] = field(default_factory=list)
     book_tickers: list[BookTickerRow] = field(default_factory=list)
+    # Coverage markers, in the order they were read; applied after every row of the batch.
+    coverage: list[CoverageRow] = field(default_factory=list)
 
     def add(self, row: Row) -> None:
         if isinstance(row, TradeRow):
@@ -395,11 +398,13 @@ class RowsByTable:
             self.agg_trades.append(row)
         elif isinstance(row, KlineRow):
             self.klines.append(row)
+        elif isinstance(row, CoverageRow):
+            self.coverage.append(row)
         else:
             self.book_tickers.append(row)
 
     def __len__(self) -> int:
-        return len(self.trades) + len(self.agg_trades) + len(self.klines) + len(self.book_tickers)
+        return len(self.trades) + len(self.agg_trades) + len(self.klines) + len(self.book_tickers) + len(self.coverage)
 
 
 class LagRow(NamedTuple):
@@ -410,6 +415,16 @@ class LagRow(NamedTuple):
     high_watermark: int
     lag: int
 
+
+# A marker vouches for the records before it on its partition: it is applied after the batch's
+# rows, in their transaction, so it is never stored without them. coverage_apply (migration 0006)
+# is a union whatever the order, so the markers of a batch are applied in one statement.
+# (%% is a literal % beside execute_values' placeholder.)
+_MS = "(timestamptz 'epoch' + ({0} / 1000) * interval '1 second' + ({0} %% 1000) * interval '1 millisecond')"
+_APPLY_COVERAGE = f"""
+SELECT count(coverage_apply(symbol, stream, kind, {_MS.format("start_ms")}, {_MS.format("end_ms")}, origin, detail))
+FROM (VALUES %s) AS marker (symbol, stream, kind, start_ms, end_ms, origin, detail)
+"""
 
 # Dead letters are rare and their detail is free text, so plain bound parameters, not COPY. The
 # primary key holds recorded_at (the partition key), which a replay sets anew: where a message
@@ -492,6 +507,11 @@ class Sink:
                         "COPY book_tickers_staging FROM STDIN", copy_text(rows.book_tickers), _COPY_CHUNK
                     )
                     written.book_tickers, _ = self._insert_once(cursor, "book_tickers")
+                if rows.coverage:
+                    execute_values(
+                        cursor, _APPLY_COVERAGE, rows.coverage, template="(%s, %s, %s, %s::bigint, %s::bigint, %s, %s)"
+                    )
+                    written.coverage = len(rows.coverage)
                 if conflicts:
                     written.conflicts = self._dead_letter_conflicts(cursor, conflicts, find_conflicts)
             connection.commit()

@@ -5,7 +5,7 @@ no spaces, no escapes. One regular expression, run by re's C engine, checks such
 every rule the general parser (consumer/parse.py) applies and captures its fields, and one bytes
 format turns them into the batch's COPY line: no JSON decoding and no Python object per field, at
 about a third of the general parser's cost per trade. Anything else (another key order, spacing,
-escapes, another event, a REST record, microsecond times, an unknown symbol) returns None and goes
+escapes, another event, a message of another source than ws, microsecond times, an unknown symbol) returns None and goes
 to the general parser, which accepts it or rejects it with its reason. tests/unit/test_trade_lines.py
 holds the two to the same decisions and the same rows.
 """
@@ -41,7 +41,7 @@ _TRADE_FRAME = re.compile(
 # E, s, t, p, q, T, m as COPY_COLUMNS orders them.
 _LINE = b"%b000\t%b\t%b\t%b\t%b\t%b000\t%b\n"
 _FIELDS = (2, 3, 4, 5, 6, 7, 8)
-_REST, _ARCHIVE = Source.REST.encode(), Source.ARCHIVE.encode()
+_WS, _ARCHIVE = Source.WS.encode(), Source.ARCHIVE.encode()
 _TIME_UNIT, _SOURCE, _STREAM = Header.TIME_UNIT, Header.SOURCE, Header.STREAM
 
 # A data.binance.vision trades row (consumer/archive_rows.py): id,price,qty,quoteQty,time,
@@ -77,7 +77,8 @@ def from_frame(
     for name, data in pairs:
         if name == _SOURCE and data == _ARCHIVE:
             return _from_archive_row(value, pairs, known_symbols)
-        if name == _TIME_UNIT or (name == _SOURCE and data == _REST):
+        # Another source (a REST record, an import's, a coverage marker) is never a trade frame.
+        if name == _TIME_UNIT or (name == _SOURCE and data is not None and data != _WS):
             return None
     match = _TRADE_FRAME.fullmatch(value)
     if match is None:

@@ -50,6 +50,9 @@ class Faults:
     forced_status: int = 0  # 429 or 418
     forced_count: int = 0  # requests still to answer with it
     forced_retry_after_s: int = 1
+    # Only requests to these paths are refused (empty: every path), e.g. the history endpoints
+    # alone, so that a restarted producer's exchangeInfo passes and its gap backfill does not.
+    forced_paths: frozenset[str] = frozenset()
     rest_429_every: int = 0  # standing: one request in every N answered 429
     page_cap: int = 0  # at most this many rows per page, whatever the limit asked (0: no cap)
     # --- counters -------------------------------------------------------------------------------
@@ -140,10 +143,10 @@ class Faults:
 
     # --- REST -----------------------------------------------------------------------------------
 
-    def rest_override(self) -> tuple[int, int] | None:
+    def rest_override(self, path: str = "") -> tuple[int, int] | None:
         """(status, Retry-After seconds) when this request is to be refused, else None."""
         self._rest_count += 1
-        if self.forced_count > 0:
+        if self.forced_count > 0 and (not self.forced_paths or path in self.forced_paths):
             self.forced_count -= 1
             return self.forced_status, self.forced_retry_after_s
         if self.rest_429_every and self._rest_count % self.rest_429_every == 0:

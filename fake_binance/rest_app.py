@@ -233,7 +233,7 @@ def create_app(exchange: Exchange, streams: StreamServer | None = None) -> Starl
             return response
 
         def answer(request: Request, params: Params, used: int, now: int) -> Response:
-            forced = faults.rest_override()
+            forced = faults.rest_override(request.url.path)
             if forced is not None:
                 status, retry_after_s = forced
                 return _json_response(_refusal(status, meter.limit), status, used, {"Retry-After": str(retry_after_s)})
@@ -468,7 +468,13 @@ def control_routes(exchange: Exchange, streams: StreamServer | None) -> list[Rou
         faults.forced_status = status
         faults.forced_count = int(body.get("count", 1))
         faults.forced_retry_after_s = int(body.get("retry_after_s", faults.forced_retry_after_s))
-        return {"status": status, "count": faults.forced_count, "retry_after_s": faults.forced_retry_after_s}
+        faults.forced_paths = frozenset(str(path) for path in body.get("paths", ()))
+        return {
+            "status": status,
+            "count": faults.forced_count,
+            "retry_after_s": faults.forced_retry_after_s,
+            "paths": sorted(faults.forced_paths),
+        }
 
     def symbol(body: dict[str, Any]) -> dict[str, Any]:
         name = str(body["symbol"]).upper()

@@ -22,9 +22,11 @@ from producer.binance_ws import Shard
 from producer.frames import TRACKED_ID_FIELDS, stream_type, tracked_id
 from producer.gaps import GapTracker
 from producer.limits import AttemptBudget, WeightBudget, shard_streams
+from producer.live_coverage import LiveCoverage
 from producer.market_follow import MarketFollower, trading_symbols
 from producer.metrics import ProducerCollector, ReceiptDelay, serve_metrics
 from producer.publisher import RawPublisher
+from producer.resume import last_held_markers
 from producer.settings import ProducerSettings
 from schemas.heartbeat import Heartbeat
 from schemas.topics import Source
@@ -46,6 +48,7 @@ class Ingest:
         tracked_streams: set[str],
         on_kline_dropped: Callable[[str], None] | None = None,
         receipt_delay: ReceiptDelay | None = None,
+        coverage: LiveCoverage | None = None,
     ) -> None:
         self.publisher = publisher
         self.tracker = tracker
@@ -57,6 +60,9 @@ class Ingest:
         # stream -> [frames, bytes] received; read by the metrics (producer/metrics.py) at scrape time.
         self.received: dict[str, list[int]] = {}
         self.receipt_delay = receipt_delay or ReceiptDelay()
+        self.coverage = coverage
+        # stream -> (newest frame, receipt ns): what live coverage vouches up to (one dict store a frame).
+        self.newest: dict[str, tuple[bytes, int]] = coverage.newest if coverage is not None else {}
 
     def track(self, streams: list[str]) -> None:
         """Check the ids of streams subscribed after the start (PRODUCER_SYMBOLS=ALL) for gaps too."""
@@ -64,6 +70,8 @@ class Ingest:
             field = TRACKED_ID_FIELDS.get(stream_type(stream))
             if field is not None:
                 self._id_fields[stream] = field
+        if self.coverage is not None:
+            self.coverage.follow(streams)
 
     def on_frame(self, frame: bytes, stream: str, received_at_ns: int, connection_id: bytes) -> None:
         # The id is noted before publishing, so that a frame the full buffer loses is recorded as
@@ -76,6 +84,7 @@ class Ingest:
         elif not stream:
             self._unexpected(frame)
         self.publisher.publish_ws(frame, stream, received_at_ns, connection_id)
+        self.newest[stream] = (frame, received_at_ns)
         self.frames += 1
         counts = self.received.get(stream)
         if counts is None:
@@ -94,6 +103,8 @@ class Ingest:
             )
 
     def on_dropped(self, streams: list[str]) -> None:
+        if self.coverage is not None:
+            self.coverage.dropped(streams)
         now = time.monotonic()
         for stream in streams:
             if stream in self._id_fields:
@@ -102,8 +113,14 @@ class Ingest:
                 self.on_kline_dropped(stream)
 
     def on_lost(self, value: bytes, stream: str, source: str) -> None:
-        """A message that will never reach Kafka: if it carried an id, fetch that id again over REST."""
+        """A message that will never reach Kafka: if it carried an id, fetch that id again over REST
+        (a kline: the klines since; a bookTicker: a hole, nothing can refill it)."""
         if stream not in self._id_fields:
+            kind = stream_type(stream)
+            if kind.startswith("kline_") and self.on_kline_dropped is not None:
+                self.on_kline_dropped(stream)
+            elif kind == "bookTicker" and self.coverage is not None and source == Source.WS:
+                self.coverage.given_up(stream, "bookTicker frames lost to a full Kafka buffer")
             return
         id_: int | None
         if source == Source.REST:
@@ -157,6 +174,39 @@ async def _poll_kafka(publisher: RawPublisher, heartbeat: Heartbeat) -> None:
         publisher.poll()
         heartbeat.beat()
         await asyncio.sleep(0.1)
+
+
+async def _publish_coverage(settings: ProducerSettings, coverage: LiveCoverage) -> None:
+    while True:
+        await asyncio.sleep(settings.coverage_interval_s)
+        coverage.tick()
+
+
+async def _resume(settings: ProducerSettings, coverage: LiveCoverage) -> None:
+    """Reads where the previous run stopped before any frame arrives (see producer/resume.py)."""
+    if settings.resume_scan_max_messages == 0:
+        return
+    started = time.monotonic()
+    try:
+        markers = await asyncio.to_thread(
+            last_held_markers,
+            settings.kafka_bootstrap_servers,
+            settings.raw_topic,
+            coverage.streams,
+            settings.resume_scan_max_messages,
+        )
+    except Exception as error:  # no resume is a fresh start, not a reason to stop
+        log.error("cannot read the last coverage markers; starting fresh", extra={"error": repr(error)})
+        return
+    coverage.resume(markers, settings.resume_max_age_s)
+    log.info(
+        "resume scan done",
+        extra={
+            "streams_resumed": len(markers),
+            "streams_fresh": len(coverage.streams) - len(markers),
+            "took_s": round(time.monotonic() - started, 2),
+        },
+    )
 
 
 async def _lookback(
@@ -213,8 +263,12 @@ async def run(settings: ProducerSettings) -> int:
         WeightBudget(weight_limit, settings.rest_weight_share),
         settings.reconnect_min_s,
         settings.reconnect_max_s,
+        give_up_after_s=settings.backfill_give_up_s,
     )
-    ingest = Ingest(publisher, tracker, tracked, backfiller.kline_dropped, ReceiptDelay(settings.time_unit))
+    coverage = LiveCoverage(publisher, tracker, backfiller, stream_names, settings.time_unit == "MICROSECOND")
+    backfiller.on_given_up = coverage.given_up
+    await _resume(settings, coverage)
+    ingest = Ingest(publisher, tracker, tracked, backfiller.kline_dropped, ReceiptDelay(settings.time_unit), coverage)
     publisher.on_lost = ingest.on_lost
     attempts = AttemptBudget(settings.max_connection_attempts_per_5min)
 
@@ -265,6 +319,7 @@ async def run(settings: ProducerSettings) -> int:
     tasks.append(asyncio.create_task(backfiller.run(), name="backfill"))
     tasks.append(asyncio.create_task(_poll_kafka(publisher, Heartbeat(settings.heartbeat_path)), name="kafka-poll"))
     tasks.append(asyncio.create_task(_report_stats(settings, publisher, ingest, shards, backfiller), name="stats"))
+    tasks.append(asyncio.create_task(_publish_coverage(settings, coverage), name="coverage"))
     collector = ProducerCollector(settings, publisher, ingest, shards, backfiller, follower)
     tasks.append(asyncio.create_task(serve_metrics(settings, collector), name="metrics"))
     if settings.backfill > 0:
@@ -284,6 +339,8 @@ async def run(settings: ProducerSettings) -> int:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         stopping.cancel()
+    # What was captured since the last tick, so that a restart refetches from as late as possible.
+    coverage.tick()
     undelivered = publisher.flush(settings.flush_timeout_s)
     if undelivered:
         log.error("messages not confirmed by Kafka at shutdown", extra={"undelivered": undelivered})

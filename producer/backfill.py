@@ -57,6 +57,10 @@ class SymbolError(ValueError):
     """Configured symbols that Binance does not list, or does not trade."""
 
 
+class GivenUp(Exception):
+    """REST refused a range for longer than the settings allow: its ids stay missing."""
+
+
 class IpBanned(Exception):
     def __init__(self, retry_after_s: float) -> None:
         super().__init__(f"REST IP ban for {retry_after_s:.0f}s")
@@ -209,6 +213,8 @@ class Backfiller:
         reconnect_min_s: float = 0.5,
         reconnect_max_s: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        give_up_after_s: float = float("inf"),
+        on_given_up: Callable[[str, str], None] | None = None,
     ) -> None:
         self.rest = rest
         self.publisher = publisher
@@ -230,6 +236,38 @@ class Backfiller:
         self.ids_given_up = 0
         # (endpoint, HTTP status or "error") -> responses, for the metrics.
         self.responses: Counter[tuple[str, str]] = Counter()
+        # A range REST refuses (429s, a 418 ban) this long after it was queued is given up, and
+        # on_given_up(stream, why) told: live coverage records a hole rather than wait forever.
+        self.give_up_after_s = give_up_after_s
+        self.on_given_up = on_given_up
+        self._queued_since: dict[str, float] = {}
+        # The stream being fetched now (a range or a kline refetch), for busy_streams().
+        self._fetching: str | None = None
+        self._ban_logged_at = float("-inf")
+
+    def busy_streams(self) -> set[str]:
+        """Streams with REST work queued or under way: their coverage can't be vouched for yet."""
+        busy = {gap.stream for gap in self.queue} | set(self.kline_drops)
+        if self._fetching is not None:
+            busy.add(self._fetching)
+        return busy
+
+    def resume_klines(self, stream: str, since_ms: int) -> None:
+        """A restart: the klines since `since_ms` (the previous run's last held marker) are refetched."""
+        self.kline_drops[stream] = (since_ms, self.clock())
+        self._queued_since.setdefault(stream, self.clock())
+
+    def _overdue(self, stream: str | None) -> bool:
+        if stream is None:
+            return False
+        since = self._queued_since.get(stream)
+        return since is not None and self.clock() - since > self.give_up_after_s
+
+    def _give_up(self, stream: str, why: str) -> None:
+        self._queued_since.pop(stream, None)
+        log.error("backfill given up; coverage records a hole", extra={"stream": stream, "why": why})
+        if self.on_given_up is not None:
+            self.on_given_up(stream, why)
 
     # --- REST calls with Binance's rules -----------------------------------------------------
 
@@ -253,6 +291,8 @@ class Backfiller:
                 if error.status_code == 429:
                     delay = retry_after_s(error)
                     self.rate_limited += 1
+                    if self._overdue(self._fetching):
+                        raise GivenUp(f"REST answered 429 for over {self.give_up_after_s:g} s") from error
                     log.warning(
                         "REST 429: rate limited, honouring Retry-After",
                         extra={"request": what, "retry_after_s": delay, "binance_msg": error.message},
@@ -299,14 +339,19 @@ class Backfiller:
         """Forever: take due ranges from the tracker and fetch them, oldest first."""
         while True:
             if self.banned_until > self.clock():
-                log.critical(
-                    "REST banned (418): gaps wait for the ban to end",
-                    extra={
-                        "ranges_waiting": len(self.queue) + self.tracker.pending(),
-                        "ban_left_s": round(self.banned_until - self.clock()),
-                    },
-                )
-                await asyncio.sleep(min(10.0, self.banned_until - self.clock()))
+                # Ranges still come due meanwhile, so that those refused too long are given up.
+                self._take_due()
+                self._give_up_overdue(f"REST banned this IP (418) for over {self.give_up_after_s:g} s")
+                if self.clock() - self._ban_logged_at >= 10.0:
+                    self._ban_logged_at = self.clock()
+                    log.critical(
+                        "REST banned (418): gaps wait for the ban to end",
+                        extra={
+                            "ranges_waiting": len(self.queue) + self.tracker.pending(),
+                            "ban_left_s": round(self.banned_until - self.clock()),
+                        },
+                    )
+                await asyncio.sleep(min(1.0, self.banned_until - self.clock()))
                 continue
             if not self.publisher.has_room():
                 # Recovering losses while Kafka is still away would only lose them again; meanwhile the
@@ -314,13 +359,12 @@ class Backfiller:
                 await asyncio.sleep(0.2)
                 continue
             await self._refetch_klines()
-            due = self.tracker.due(self.clock())
-            if due:
-                self.queue = deque(merge_ranges([*self.queue, *due]))
+            self._take_due()
             if not self.queue:
                 await asyncio.sleep(0.1)
                 continue
             gap = self.queue[0]
+            self._fetching = gap.stream
             try:
                 await self.fetch(gap)
             except IpBanned:
@@ -333,7 +377,29 @@ class Backfiller:
                     "backfill failed; ids stay missing",
                     extra={"stream": gap.stream, "first": gap.first, "last": gap.last, "error": repr(error)},
                 )
+                self._give_up(gap.stream, f"producer could not refetch ids {gap.first}..{gap.last}: {error}")
+            finally:
+                self._fetching = None
             self.queue.popleft()
+            if not any(queued.stream == gap.stream for queued in self.queue):
+                self._queued_since.pop(gap.stream, None)
+
+    def _take_due(self) -> None:
+        due = self.tracker.due(self.clock())
+        if due:
+            for gap in due:
+                self._queued_since.setdefault(gap.stream, self.clock())
+            self.queue = deque(merge_ranges([*self.queue, *due]))
+
+    def _give_up_overdue(self, why: str) -> None:
+        for stream in [stream for stream in self.kline_drops if self._overdue(stream)]:
+            del self.kline_drops[stream]
+            self._give_up(stream, why)
+        overdue = {gap.stream for gap in self.queue if self._overdue(gap.stream)}
+        if overdue:
+            self.queue = deque(gap for gap in self.queue if gap.stream not in overdue)
+            for stream in sorted(overdue):
+                self._give_up(stream, why)
 
     async def fetch(self, gap: BackfillRange) -> int:
         """Fetch and publish ids gap.first..gap.last (or on until caught up with the live stream)."""
@@ -384,25 +450,40 @@ class Backfiller:
         """Klines carry no consecutive id: after a drop, the klines since then are fetched over REST."""
         if stream not in self.kline_drops:
             self.kline_drops[stream] = (int(time.time() * 1000), self.clock() + self.grace_s)
+            self._queued_since.setdefault(stream, self.clock())
 
     async def _refetch_klines(self) -> None:
         now = self.clock()
         for stream, (dropped_ms, due) in list(self.kline_drops.items()):
             if due > now:
                 continue
+            # Taken off first: a drop during the refetch asks for another one (busy_streams() still
+            # names the stream meanwhile).
             del self.kline_drops[stream]
             symbol, _, kind = stream.partition("@")
             interval = kind.removeprefix("kline_")
             # From the kline that was open at the drop (its close may have been missed) to now.
             start_ms = dropped_ms - _KLINE_MS.get(interval, 60_000)
+            self._queued_since.setdefault(stream, now)
+            self._fetching = stream
             try:
                 count = await self._klines(symbol.upper(), interval, start_ms, int(time.time() * 1000))
             except IpBanned:
-                self.kline_drops[stream] = (dropped_ms, self.banned_until)
+                if self._overdue(stream):
+                    self._give_up(stream, f"REST banned this IP (418) for over {self.give_up_after_s:g} s")
+                else:
+                    later_drop = self.kline_drops.get(stream)
+                    since_ms = dropped_ms if later_drop is None else min(dropped_ms, later_drop[0])
+                    self.kline_drops[stream] = (since_ms, self.banned_until)
                 return
             except Exception as error:
                 log.error("kline refetch failed", extra={"stream": stream, "error": repr(error)})
+                self._give_up(stream, f"producer could not refetch klines: {error}")
                 continue
+            finally:
+                self._fetching = None
+            if stream not in self.kline_drops:
+                self._queued_since.pop(stream, None)
             log.info("klines refetched after a drop", extra={"stream": stream, "klines": count})
 
     # --- start-up lookback ----------------------------------------------------------------------

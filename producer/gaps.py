@@ -151,6 +151,20 @@ class GapTracker:
                 ids.resync_after = None
         return ready
 
+    def clean(self, stream: str) -> bool:
+        """Whether every id of the stream up to last_id(stream) is known published: no range
+        missing and no resync after a drop still to check (ranges handed out are the caller's)."""
+        ids = self._streams.get(stream)
+        return ids is None or (not ids.missing and ids.resync_after is None)
+
+    def resume(self, stream: str, last_id: int, now: float) -> None:
+        """A restart: the previous run published every id up to `last_id`. The ids since are due
+        at once: those before the first live id as a gap, or all of them over REST if none arrives."""
+        ids = self._ids(stream)
+        ids.last_id = last_id
+        ids.resync_after = last_id
+        ids.resync_since = now - self.grace_s
+
     def pending(self) -> int:
         """Missing ranges not yet handed out, and resyncs not yet checked."""
         return sum(len(ids.missing) + (ids.resync_after is not None) for ids in self._streams.values())

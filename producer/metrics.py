@@ -237,6 +237,14 @@ class ProducerCollector(Collector):
         yield CounterMetricFamily(
             "producer_ids_given_up", "Ids of failed backfill ranges: missing for good", value=backfiller.ids_given_up
         )
+        markers = CounterMetricFamily(
+            "producer_coverage_markers", "Coverage markers published, held or hole", labels=["kind"]
+        )
+        coverage = self.ingest.coverage
+        published = dict(coverage.markers_published) if coverage is not None else {}
+        for kind in ("held", "hole"):
+            markers.add_metric([kind], published.get(kind, 0))
+        yield markers
         requests = CounterMetricFamily(
             "producer_rest_requests",
             "REST responses by endpoint and HTTP status (error: no response)",

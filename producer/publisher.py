@@ -9,6 +9,7 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from producer.frames import SERVER_SHUTDOWN_STREAM
 from producer.settings import KAFKA_MESSAGE_MAX_BYTES
+from schemas.coverage import CoverageMarker, encode_marker
 from schemas.topics import Header, Source, message_key
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,7 @@ LostHandler = Callable[[bytes, str, str], None]
 
 _SOURCE_WS = Source.WS.encode()
 _SOURCE_REST = Source.REST.encode()
+_SOURCE_COVERAGE = Source.COVERAGE.encode()
 # Serve librdkafka's callbacks every this many produce() calls; poll() costs a GIL round trip.
 _POLL_EVERY = 2000
 # One "messages lost" error line at most this often, with the count since the previous one.
@@ -44,6 +46,7 @@ class RawPublisher:
         self.buffer_max_messages = buffer_max_messages
         self.on_lost = on_lost
         self.produced = 0
+        self.coverage_markers = 0
         # Messages handed to Kafka, by stream: live frames and REST records.
         self.produced_ws: Counter[str] = Counter()
         self.produced_rest: Counter[str] = Counter()
@@ -167,6 +170,23 @@ class RawPublisher:
         self._unpolled += 1
         if self._unpolled >= _POLL_EVERY:
             self.poll()
+        return True
+
+    def try_publish_coverage(self, marker: CoverageMarker, stream: str) -> bool:
+        """A coverage marker for `stream`, keyed like its records so it follows them on their
+        partition; False when the buffer is full (the caller offers it again later)."""
+        key, stream_header = self._stream_key(stream)
+        headers: list[tuple[str, str | bytes | None]] = [
+            (Header.STREAM, stream_header),
+            (Header.SOURCE, _SOURCE_COVERAGE),
+        ]
+        try:
+            self._producer.produce(self.topic, encode_marker(marker), key, headers=headers)
+        except BufferError:
+            return False
+        self.produced += 1
+        self.coverage_markers += 1
+        self._unpolled += 1
         return True
 
     # --- accounting -----------------------------------------------------------------------------

@@ -124,6 +124,22 @@ class ProducerSettings(BaseSettings):
     rest_weight_share: float = Field(
         default=0.5, gt=0, le=1, description="share of Binance's per-minute REST weight limit backfills may use"
     )
+    backfill_give_up_s: Annotated[float, NoDecode] = Field(
+        default=600.0, gt=0, description="a gap REST refuses (429, 418) this long is given up: coverage records a hole"
+    )
+
+    # --- coverage markers (producer/live_coverage.py) -------------------------------------------
+    coverage_interval_s: Annotated[float, NoDecode] = Field(
+        default=30.0, gt=0, description="how often each stream's held period (or hole) is published"
+    )
+    resume_scan_max_messages: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="raw messages per partition read back at start for the last markers (0: none)",
+    )
+    resume_max_age_s: Annotated[float, NoDecode] = Field(
+        default=86400.0, ge=0, description="a restart after a longer stop records a hole instead of refetching"
+    )
 
     stats_interval_s: float = Field(default=10.0, gt=0, description="period of the stats log line")
     # /metrics and /health (producer/metrics.py). Loopback by default; compose sets 0.0.0.0 so
@@ -171,7 +187,16 @@ class ProducerSettings(BaseSettings):
             )
         return list(dict.fromkeys(value))
 
-    @field_validator("connection_max_age_s", "rollover_overlap_s", "backfill", "exchange_info_refresh_s", mode="before")
+    @field_validator(
+        "connection_max_age_s",
+        "rollover_overlap_s",
+        "backfill",
+        "backfill_give_up_s",
+        "coverage_interval_s",
+        "resume_max_age_s",
+        "exchange_info_refresh_s",
+        mode="before",
+    )
     @classmethod
     def _durations(cls, value: object) -> object:
         return parse_duration_s(value)

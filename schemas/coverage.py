@@ -9,12 +9,18 @@ Its headers are `source: coverage` and `stream: <symbol>@<stream>` (the stream i
   (live capture connected and gap-free, a filled gap, an imported file or page).
 - hole: the period is known to be missing and nothing will refill it by itself (the producer was
   down and REST refused, a bookTicker drop, an archive day that was not published).
-A later held marker over a hole closes it.
+A later held marker over a hole closes it, and a hole never overrides a held period (what was
+stored stays stored): the store's view is the same whatever the order of the markers.
 """
 
 from enum import StrEnum
 
 import msgspec
+
+from schemas.kline_intervals import KLINE_INTERVALS
+
+# The stream types a marker may cover: those the store keeps (the part of a stream name after "@").
+STREAM_TYPES: frozenset[str] = frozenset(("trade", "aggTrade", "bookTicker", *(f"kline_{i}" for i in KLINE_INTERVALS)))
 
 
 class CoverageKind(StrEnum):
@@ -32,6 +38,10 @@ class CoverageMarker(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     origin: str
     # Why, in words, for a hole (e.g. "producer down; REST answered 429"); empty for held.
     detail: str = ""
+    # Live capture's held markers of trade and aggTrade streams: the highest id of the stream
+    # published before this marker, every id from the period's start up to it published too.
+    # A restarted producer refetches from the id after it (producer/resume.py); None otherwise.
+    last_id: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.start_ms < self.end_ms:

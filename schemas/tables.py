@@ -3,6 +3,7 @@
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     Column,
     DateTime,
     Index,
@@ -209,4 +210,30 @@ consumer_lag = Table(
     Column("lag", BigInteger, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("group_id", "topic", "partition", name="consumer_lag_pkey"),
+)
+
+# Which periods of each stream the store holds complete (`held`) or knows it lacks (`hole`), from
+# the coverage markers on the raw topic (schemas/coverage.py). The consumer keeps each stream's
+# periods of one kind disjoint and merges the touching ones, and a held period removes what it
+# covers of any hole, so the table holds a few rows per stream however many markers arrive. It
+# does so through coverage_apply() (migration 0006), a union that gives the same rows in any order
+# and for any replay: exactly once in effect.
+coverage = Table(
+    "coverage",
+    metadata,
+    Column("symbol", Text, nullable=False),
+    # The stream type as in the stream name after "@": trade, aggTrade, bookTicker, kline_5m.
+    Column("stream", Text, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("start_time", DateTime(timezone=True), nullable=False),
+    # Exclusive.
+    Column("end_time", DateTime(timezone=True), nullable=False),
+    # The Source value of the newest marker merged into the period (ws, rest, history, archive).
+    Column("origin", Text, nullable=False),
+    # Why, for a hole (the newest marker's words); empty for held.
+    Column("detail", Text, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("symbol", "stream", "kind", "start_time", name="coverage_pkey"),
+    CheckConstraint("kind IN ('held', 'hole')", name="coverage_kind_check"),
+    CheckConstraint("start_time < end_time", name="coverage_period_check"),
 )

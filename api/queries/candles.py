@@ -7,7 +7,7 @@ the bucket (each a primary key lookup), so a day of 1m candles reads 1,440 rows,
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -25,14 +25,15 @@ from sqlalchemy import (
 from sqlalchemy import (
     Interval as SqlInterval,
 )
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Row, RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api import intervals
 from api.candles import Candle, RollupRow, assemble, cap_by_rollup_rows
 from api.intervals import Interval
 from api.params import EPOCH, LAST_DATETIME_MS, from_ms, to_ms
-from schemas.tables import trade_candles_1m, trade_candles_1s
+from api.queries.coverage import holes_overlapping
+from schemas.tables import klines, trade_candles_1m, trade_candles_1s
 
 
 def rollup_table(interval: Interval) -> Table:
@@ -54,17 +55,66 @@ async def traded_span(connection: AsyncConnection, table: Table, symbol: str) ->
     return row.first, row.last
 
 
+async def kline_bounds(
+    connection: AsyncConnection, symbol: str, interval: Interval
+) -> tuple[datetime, datetime] | None:
+    """Open times of the symbol's first and last stored closed kline of `interval`: two probes of
+    the klines primary key."""
+    opens = klines.c.open_time
+    where = (klines.c.symbol == symbol, klines.c.interval == interval.value, klines.c.is_closed)
+    first = select(opens).where(*where).order_by(opens).limit(1).scalar_subquery()
+    last = select(opens).where(*where).order_by(opens.desc()).limit(1).scalar_subquery()
+    row = (await connection.execute(select(first.label("first"), last.label("last")))).one()
+    return None if row.first is None else (row.first, row.last)
+
+
+async def stored_klines(
+    connection: AsyncConnection, symbol: str, interval: Interval, start: datetime, stop: datetime
+) -> dict[int, RollupRow]:
+    """Closed klines of `interval` as Binance sent them, open time in [start, stop): open time
+    (epoch ms) -> api.candles.RollupRow."""
+    query = select(
+        _epoch_ms(klines.c.open_time),
+        _text(klines.c.open),
+        _text(klines.c.high),
+        _text(klines.c.low),
+        _text(klines.c.close),
+        _text(klines.c.volume),
+        _text(klines.c.quote_volume),
+        klines.c.trade_count,
+        _text(klines.c.taker_buy_base_volume),
+        _text(klines.c.taker_buy_quote_volume),
+        klines.c.first_trade_id,
+        klines.c.last_trade_id,
+    ).where(
+        klines.c.symbol == symbol,
+        klines.c.interval == interval.value,
+        klines.c.is_closed,
+        klines.c.open_time >= start,
+        klines.c.open_time < stop,
+    )
+    return _by_open(await connection.execute(query))
+
+
 async def close_before(connection: AsyncConnection, table: Table, symbol: str, before: datetime) -> str | None:
     """Close of the last rollup row before `before` (exact, as text): the price a gap after it
     stays flat at."""
+    found = await close_and_time_before(connection, table, symbol, before)
+    return None if found is None else found[0]
+
+
+async def close_and_time_before(
+    connection: AsyncConnection, table: Table, symbol: str, before: datetime
+) -> tuple[str, datetime] | None:
+    """Close and open time of the last rollup row before `before`."""
     query = (
-        select(cast(table.c.close, Text))
+        select(cast(table.c.close, Text), table.c.open_time)
         .where(table.c.symbol == symbol, table.c.open_time < before)
         .order_by(table.c.open_time.desc())
         .limit(1)
     )
-    value: str | None = (await connection.execute(query)).scalar()
-    return value
+    row = (await connection.execute(query)).first()
+    return None if row is None else (row[0], row[1])
 
 
 def _bucket(interval: Interval, open_time: ColumnElement[datetime], offset_ms: int) -> ColumnElement[datetime]:
@@ -176,6 +226,8 @@ class CandleWindow:
     next_open_ms: int | None
     # How many of `candles` come before the requested ones (asked for as `history`).
     history_count: int = 0
+    # Known holes of the trade stream that touch the candles' range (start, end, detail), oldest first.
+    holes: list[RowMapping] = field(default_factory=list)
 
 
 async def candles(
@@ -194,9 +246,12 @@ async def candles(
     rows. With `history`, up to that many candles before the first are returned too (for
     indicators), not counted in `limit`."""
     bounds = await traded_span(connection, rollup_table(interval), symbol)
-    if bounds is None:
+    # Binance's klines open on UTC boundaries: with a time zone offset they are not the candles asked for.
+    kline_range = await kline_bounds(connection, symbol, interval) if offset_ms == 0 else None
+    if bounds is None and kline_range is None:
         return CandleWindow([], None)
-    data_first, data_last = to_ms(bounds[0]), to_ms(bounds[1])
+    ranges = [r for r in (bounds, kline_range) if r is not None]
+    data_first, data_last = min(to_ms(r[0]) for r in ranges), max(to_ms(r[1]) for r in ranges)
     opens = intervals.kline_opens(interval, data_first, data_last, start_ms, end_ms, limit, offset_ms)
     opens = cap_by_rollup_rows(interval, opens, max_rollup_rows, keep_oldest=start_ms is not None, offset_ms=offset_ms)
     if not opens:
@@ -215,7 +270,15 @@ async def candles(
         by_open = await rollup_rows(connection, table, symbol, start, stop)
     else:
         by_open = await grouped_rollup_rows(connection, interval, symbol, start, stop, offset_ms)
-    previous_close = await close_before(connection, table, symbol, start)
-    assembled = assemble(interval, every_open, by_open, previous_close, offset_ms)
+    before = await close_and_time_before(connection, table, symbol, start)
+    previous_close = None if before is None else before[0]
+    # From the row the close comes from: a hole between it and the range leaves that close unknown.
+    holes = await holes_overlapping(connection, symbol, "trade", start if before is None else before[1], stop)
+    hole_ms = [(to_ms(hole["start_time"]), to_ms(hole["end_time"])) for hole in holes]
+    if previous_close is not None and hole_ms and hole_ms[0][0] < every_open[0]:
+        previous_close = None
+    holes = [hole for hole in holes if hole["end_time"] > start]
+    klines_by_open = await stored_klines(connection, symbol, interval, start, stop) if kline_range else None
+    assembled = assemble(interval, every_open, by_open, previous_close, offset_ms, hole_ms, klines_by_open)
     history_count = sum(1 for candle in assembled if candle.open_time < opens[0])
-    return CandleWindow(assembled, following if more else None, history_count)
+    return CandleWindow(assembled, following if more else None, history_count, holes)

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.queries.edge_trades import ONE_SECOND, rollup_symbols
-from schemas.tables import symbols, trade_candles_1m, trade_candles_1s, trades
+from schemas.tables import klines, symbols, trade_candles_1m, trade_candles_1s, trades
 
 _TRADE_COLUMNS = (trades.c.symbol, trades.c.price, trades.c.quantity, trades.c.trade_id, trades.c.trade_time)
 
@@ -164,4 +164,32 @@ async def trade_at_or_before(connection: AsyncConnection, symbol: str, before: d
 async def minute_candle(connection: AsyncConnection, symbol: str, minute: datetime) -> RowMapping | None:
     """The 1-minute rollup row of that minute: one primary key lookup, whatever the trade count."""
     query = select(trade_candles_1m).where(trade_candles_1m.c.symbol == symbol, trade_candles_1m.c.open_time == minute)
+    return (await connection.execute(query)).mappings().first()
+
+
+async def closed_kline(
+    connection: AsyncConnection, symbol: str, interval: str, open_time: datetime
+) -> RowMapping | None:
+    """The stored closed kline of that interval opening then, as Binance sent it: one primary key lookup."""
+    query = select(klines).where(
+        klines.c.symbol == symbol, klines.c.interval == interval, klines.c.open_time == open_time, klines.c.is_closed
+    )
+    return (await connection.execute(query)).mappings().first()
+
+
+async def last_traded_second_kline(connection: AsyncConnection, symbol: str, second: datetime) -> RowMapping | None:
+    """The newest stored closed 1s kline with trades opening at or before `second`: the klines
+    primary key walked backwards from it."""
+    query = (
+        select(klines.c.open_time, klines.c.close, klines.c.last_trade_id)
+        .where(
+            klines.c.symbol == symbol,
+            klines.c.interval == "1s",
+            klines.c.open_time <= second,
+            klines.c.is_closed,
+            klines.c.trade_count > 0,
+        )
+        .order_by(klines.c.open_time.desc())
+        .limit(1)
+    )
     return (await connection.execute(query)).mappings().first()

@@ -46,6 +46,7 @@ def candle_json(candle: Candle) -> dict[str, Any]:
         "taker_buy_quote_volume": candle.taker_buy_quote_volume,
         "first_trade_id": candle.first_trade_id,
         "last_trade_id": candle.last_trade_id,
+        "source": candle.source,
     }
 
 
@@ -95,7 +96,9 @@ async def candles(
 ) -> Response:
     """OHLCV candles computed from the stored trades, with Binance's boundaries and fields: the
     same as GET /api/v3/klines for the same period. With `start`, the oldest `limit` candles from
-    it; without, the newest up to `end`. An interval without trades is flat at the previous close."""
+    it; without, the newest up to `end`. An interval without trades is flat at the previous close,
+    but not where the store knows it lacks trades: an interval without stored trades touching a
+    known hole has no candle, and `holes` lists the holes the answer touches."""
     window = await _window(connection, settings, symbol, interval, start, end, limit)
     next_start = from_ms(window.next_open_ms) if window.next_open_ms is not None else None
     return json_response(
@@ -104,8 +107,14 @@ async def candles(
             "interval": interval.value,
             "candles": [candle_json(candle) for candle in window.candles],
             "next_start": next_start,
+            "holes": [hole_json(hole) for hole in window.holes],
         }
     )
+
+
+def hole_json(hole: Any) -> dict[str, Any]:
+    """A known hole in the layout of models.CoveragePeriod."""
+    return {"start": hole["start_time"], "end": hole["end_time"], "origin": hole["origin"], "detail": hole["detail"]}
 
 
 @router.get("/indicators/sma", response_model=Sma, response_class=JSONResponse, responses=_ERRORS)

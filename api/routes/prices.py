@@ -1,6 +1,6 @@
 """Price questions: the newest trade, the price at a second, a minute's high and low."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Annotated
 
@@ -11,7 +11,7 @@ from api.deps import DbConnection, require_known_symbol, unknown_symbol
 from api.errors import NotFoundError, Problem
 from api.models import LatestPrice, LatestPrices, MinuteRange, PriceAt
 from api.params import OptionalSymbol, Symbol, TimeValue
-from api.queries import prices
+from api.queries import coverage, prices
 from api.retention import require_kept
 
 router = APIRouter(prefix="/v1/prices", tags=["prices"])
@@ -43,13 +43,30 @@ async def price_at(
         Query(description="the second: ISO 8601 (no zone means UTC) or epoch milliseconds; finer parts are ignored"),
     ],
 ) -> PriceAt:
-    """The price in effect at the end of that second: the last trade at or before it."""
+    """The price in effect at the end of that second: the last trade at or before it, or the close
+    of the last stored 1s kline with trades where that is newer (klines imported without their
+    trades). A 404 when a known hole (see /v1/coverage) lies between that trade and the second:
+    the price then is unknown."""
     second = timestamp.replace(microsecond=0)
     await require_kept(connection, retention.TRADES, "timestamp", second)
     row = await prices.trade_at_or_before(connection, symbol, second + timedelta(seconds=1))
+    kline = await prices.last_traded_second_kline(connection, symbol, second)
+    if kline is not None and (row is None or kline["open_time"] > row["trade_time"].replace(microsecond=0)):
+        after_kline = kline["open_time"] + timedelta(seconds=1)
+        await _refuse_inside_hole(connection, symbol, "timestamp", after_kline, second + timedelta(seconds=1))
+        return PriceAt(
+            symbol=symbol,
+            timestamp=second,
+            price=kline["close"],
+            quantity=None,
+            trade_id=kline["last_trade_id"],
+            actual_timestamp=kline["open_time"],
+            source="klines",
+        )
     if row is None:
         await require_known_symbol(connection, symbol)
         raise NotFoundError("timestamp", f"no {symbol} trade stored at or before {second:%Y-%m-%dT%H:%M:%S}Z")
+    await _refuse_inside_hole(connection, symbol, "timestamp", row["trade_time"], second + timedelta(seconds=1))
     return PriceAt(
         symbol=symbol,
         timestamp=second,
@@ -57,6 +74,7 @@ async def price_at(
         quantity=row["quantity"],
         trade_id=row["trade_id"],
         actual_timestamp=row["trade_time"],
+        source="trades",
     )
 
 
@@ -70,10 +88,27 @@ async def minute_range(
     ],
 ) -> MinuteRange:
     """High and low (and open, close, volume, trade count) of one minute; high and low are null
-    when the minute had no trades."""
+    when the minute had no trades. Where no trade of the minute is stored, Binance's 1m kline of it
+    answers if one is stored (source klines). A 404 when the minute touches a known hole (see
+    /v1/coverage) and no kline of it is stored: its trades are not all stored."""
     start = minute.replace(second=0, microsecond=0)
     await require_kept(connection, retention.MINUTES, "minute", start)
     row = await prices.minute_candle(connection, symbol, start)
+    if row is None and (kline := await prices.closed_kline(connection, symbol, "1m", start)) is not None:
+        traded = kline["trade_count"] > 0
+        return MinuteRange(
+            symbol=symbol,
+            minute=start,
+            high=kline["high"] if traded else None,
+            low=kline["low"] if traded else None,
+            open=kline["open"] if traded else None,
+            close=kline["close"] if traded else None,
+            volume=kline["volume"],
+            quote_volume=kline["quote_volume"],
+            trade_count=kline["trade_count"],
+            source="klines",
+        )
+    await _refuse_inside_hole(connection, symbol, "minute", start, start + timedelta(minutes=1))
     if row is None:
         if not await prices.symbol_is_known(connection, symbol):
             raise unknown_symbol(symbol)
@@ -87,6 +122,7 @@ async def minute_range(
             volume=Decimal(0),
             quote_volume=Decimal(0),
             trade_count=0,
+            source="trades",
         )
     return MinuteRange(
         symbol=symbol,
@@ -98,4 +134,20 @@ async def minute_range(
         volume=row["volume"],
         quote_volume=row["quote_volume"],
         trade_count=row["trade_count"],
+        source="trades",
     )
+
+
+async def _refuse_inside_hole(
+    connection: DbConnection, symbol: str, parameter: str, start: datetime, end: datetime
+) -> None:
+    """404 naming `parameter` when a known hole of the trade stream touches [start, end): an answer
+    from what is stored there would be made up (a missing trade may have set the price)."""
+    holes = await coverage.holes_overlapping(connection, symbol, "trade", start, end)
+    if holes:
+        hole = holes[-1]
+        raise NotFoundError(
+            parameter,
+            f"the store knows it lacks {symbol} trades from {hole['start_time']:%Y-%m-%dT%H:%M:%S.%f}Z to"
+            f" {hole['end_time']:%Y-%m-%dT%H:%M:%S.%f}Z ({hole['detail'] or 'a hole'}); see /v1/coverage",
+        )

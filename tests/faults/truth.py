@@ -296,6 +296,28 @@ def _rest_kline(record: object) -> MarketData | Invalid:
     return MarketData("kline")
 
 
+_MARKER_FIELDS = {"kind", "start_ms", "end_ms", "origin", "detail", "last_id"}
+
+
+def _coverage_marker(body: object, stream: str, known_symbols: set[str]) -> MarketData | Invalid:
+    """A coverage marker of the producer's live capture (schemas/coverage.py), checked here on its own."""
+    symbol, _, kind = stream.partition("@")
+    if kind not in ("trade", "aggTrade", "bookTicker") and not kind.startswith("kline_"):
+        return Invalid("a coverage marker for a stream that is not stored")
+    if symbol.upper() not in known_symbols or symbol != symbol.lower():
+        return Invalid("a coverage marker for an unknown symbol")
+    if not isinstance(body, dict) or not {"kind", "start_ms", "end_ms", "origin"} <= body.keys() <= _MARKER_FIELDS:
+        return Invalid("a coverage marker without its fields, or with others")
+    start, end = body["start_ms"], body["end_ms"]
+    if body["kind"] not in ("held", "hole") or not (
+        _is_int(start, 0, MAX_TIME_MS) and _is_int(end, 1, MAX_TIME_MS + 1)
+    ):
+        return Invalid("a coverage marker of another kind, or times out of range")
+    if start >= end or body["origin"] not in ("ws", "rest", "history", "archive"):
+        return Invalid("a coverage period that does not end after it starts, or an unknown origin")
+    return MarketData("coverage")
+
+
 class _DuplicateKey(ValueError):
     pass
 
@@ -333,6 +355,8 @@ def classify(
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return Invalid("not JSON")
     stream = headers.get("stream", "")
+    if headers.get("source") == "coverage":
+        return _coverage_marker(body, stream, known_symbols)
     if headers.get("source") == "rest":
         symbol, _, kind = stream.partition("@")
         if kind.startswith("kline_"):

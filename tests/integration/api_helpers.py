@@ -148,6 +148,15 @@ class Store:
             [(*row[:6], ms_time(row[6]), row[7], ms_time(row[6])) for row in rows],
         )
 
+    def coverage(self, markers: Sequence[tuple[str, str, str, int, int, str]]) -> None:
+        """(symbol, stream, kind, start_ms, end_ms, detail), merged by coverage_apply as the consumer does."""
+        self._execute_values(
+            "SELECT coverage_apply(symbol, stream, kind, to_timestamp(start_ms / 1000.0),"
+            " to_timestamp(end_ms / 1000.0), 'ws', detail)"
+            " FROM (VALUES %s) AS m (symbol, stream, kind, start_ms, end_ms, detail)",
+            markers,
+        )
+
 
 def migrated(database: dict[str, str]) -> Store:
     """Migrate the fresh test database and grant the api's role read access, as bootstrap does."""

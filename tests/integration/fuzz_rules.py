@@ -171,6 +171,7 @@ def rules_by_path(settings: ApiSettings) -> dict[str, list[Rule]]:
     ]
     return {
         "/v1/candles": [end_after_start],
+        "/v1/coverage": [end_after_start],
         "/v1/indicators/sma": [end_after_start],
         "/v1/stats": [end_after_start, span_at_most(timedelta(days=settings.stats_max_range_days))],
         "/v1/trades": [end_after_start, span_at_most(timedelta(days=settings.export_max_range_days))],

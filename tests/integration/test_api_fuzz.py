@@ -112,6 +112,7 @@ STORE_DEPENDENT_404 = (
     "/v1/stats",
     "/v1/trades",
     "/v1/reconcile",
+    "/v1/coverage",
 )
 INVALID_SYMBOL_400 = (
     "/api/v3/exchangeInfo",

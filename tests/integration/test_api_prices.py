@@ -60,6 +60,7 @@ def test_latest_price_at_a_second_and_minute_range(database: dict[str, str]) -> 
             "quantity": "1.00000000",
             "trade_id": 103,
             "actual_timestamp": "2025-07-03T08:30:36.999000Z",
+            "source": "trades",
         }
         # The same second as epoch milliseconds, and with a zone: the same answer.
         same = [
@@ -94,6 +95,7 @@ def test_latest_price_at_a_second_and_minute_range(database: dict[str, str]) -> 
             "volume": "2.01000000",
             "quote_volume": str(sum(t.price * t.quantity for t in BTC[:5])),
             "trade_count": 5,
+            "source": "trades",
         }
         empty = client.get("/v1/prices/minmax", params={"symbol": "BTCUSDT", "minute": "2025-07-03T08:31:45"})
         assert empty.status_code == 200

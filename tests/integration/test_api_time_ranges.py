@@ -237,6 +237,7 @@ def test_stats_in_the_api_mid_second_and_mid_minute_and_empty(database: dict[str
             "quote_volume": "0",
             "first_trade_time": None,
             "last_trade_time": None,
+            "holes": [],
         }
 
 

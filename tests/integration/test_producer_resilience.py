@@ -117,7 +117,7 @@ def ids_in_kafka(messages: list[RawMessage], symbol: str, kind: str) -> dict[str
             continue  # a corrupted frame, published as received
         if message.source == "ws":
             found["ws"].add(body["data"]["t" if kind == "trade" else "a"])
-        else:
+        elif message.source == "rest":  # not a coverage marker
             found["rest"].add(body["id" if kind == "trade" else "a"])
     return found
 

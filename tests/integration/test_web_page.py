@@ -172,8 +172,15 @@ def web_api(database: dict[str, str], services: Services, request: pytest.Fixtur
     store = migrated(database)
     now_ms = to_ms(datetime.now(UTC))
     start_ms = now_ms - 90 * 60_000
+    hole_start_ms = (now_ms - 40 * 60_000) // 60_000 * 60_000
+    hole_ms = (hole_start_ms, hole_start_ms + 10 * 60_000)
     if getattr(request, "param", None) == "tiny":
         trades = {"PEPEUSDT": tiny_walk("PEPEUSDT", 1_000_000, start_ms, now_ms - 1000, seed=3)}
+    elif getattr(request, "param", None) == "hole":
+        # Ten minutes the store knows it lacks: no trades stored there, and a coverage hole.
+        walk = random_walk("BTCUSDT", 5_409_000_000, "84512.34", start_ms, now_ms - 1000, seed=1)
+        trades = {"BTCUSDT": [t for t in walk if not hole_ms[0] <= t.trade_time_ms < hole_ms[1]]}
+        store.coverage([("BTCUSDT", "trade", "hole", *hole_ms, "producer down; REST answered 418")])
     else:
         trades = {
             "BTCUSDT": random_walk("BTCUSDT", 5_409_000_000, "84512.34", start_ms, now_ms - 1000, seed=1),
@@ -374,6 +381,25 @@ def test_the_page_shows_live_prices_candles_answers_and_status(web_api: WebApi, 
     expect(tile["BTCUSDT"].locator(".price")).to_have_text(str(later.price))
     expect(tile["BTCUSDT"]).to_have_attribute("data-direction", "down")
     assert time.monotonic() - started < 60
+
+
+@pytest.mark.parametrize("web_api", ["hole"], indirect=True)
+def test_the_chart_shades_a_known_hole_and_draws_no_candle_in_it(web_api: WebApi, page: Page) -> None:
+    with page.expect_response(lambda r: "/v1/candles?" in r.url and "start=" in r.url) as candles_answer:
+        page.goto(web_api.url + "/")
+    answer = candles_answer.value.json()
+    (hole,) = answer["holes"]
+    assert hole["detail"] == "producer down; REST answered 418"
+    inside = [c for c in answer["candles"] if hole["start"] <= c["open_time"] < hole["end"]]
+    assert inside == [], "no candle is invented inside the hole"
+    chart_card = page.locator("#chart-card")
+    expect(chart_card).to_have_attribute("data-candles", str(len(answer["candles"])))
+    expect(chart_card).to_have_attribute("data-holes", "1")
+    # One shaded bar per minute of the hole (it is whole minutes long).
+    expect(chart_card).to_have_attribute("data-hole-bars", "10")
+    expect(page.locator("#chart-caption")).to_contain_text("1 known hole (shaded)")
+    expect(page.locator("#chart-caption")).to_contain_text("producer down; REST answered 418")
+    screenshot(page, "06-known-hole.png")
 
 
 @pytest.mark.parametrize("web_api", ["tiny"], indirect=True)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consumer.parse import AggTradeRow, KlineRow, Rejection, Row, Skipped, TradeRow, parse_message
+from consumer.parse import AggTradeRow, CoverageRow, KlineRow, Rejection, Row, Skipped, TradeRow, parse_message
 
 TRADE_ROW = b"1000000037538001,0.00530100,188.80000000,1.00082880,1621641600000,True,True"
 AGG_ROW = b"1000000037538001,0.00530100,379.30000000,1000000037538001,1000000037538002,1621641600000,False,True"
@@ -85,9 +85,10 @@ def test_microsecond_files_keep_their_microseconds() -> None:
     assert (row.open_time_us, row.close_time_us) == (1735689600000000, 1735689899999999)
 
 
-def test_a_coverage_marker_is_skipped_not_dead_lettered() -> None:
+def test_an_imported_files_coverage_marker_is_a_coverage_row() -> None:
     marker = b'{"kind":"held","start_ms":0,"end_ms":1,"origin":"archive","detail":""}'
-    assert parse_message(marker, {"source": b"coverage", "stream": b"adabnb@trade"}) == Skipped("coverage_marker")
+    parsed = parse_message(marker, {"source": b"coverage", "stream": b"adabnb@trade"}, key=b"ADABNB")
+    assert parsed == CoverageRow("ADABNB", "trade", "held", 0, 1, "archive", "")
 
 
 def test_an_unknown_symbol_is_rejected() -> None:

@@ -12,6 +12,7 @@ from producer.backfill import Backfiller, BinanceRest
 from producer.binance_ws import Shard
 from producer.gaps import GapTracker
 from producer.limits import AttemptBudget, WeightBudget
+from producer.live_coverage import LiveCoverage
 from producer.metrics import RECEIPT_DELAY_BUCKETS, ProducerCollector, ReceiptDelay
 from producer.publisher import RawPublisher
 from producer.settings import ProducerSettings
@@ -132,3 +133,20 @@ def test_health_fails_when_the_event_loop_stops_turning() -> None:
     shards[0].down_since = None  # connected
     assert collector.health(now=collector.loop_turned_at + 10).healthy
     assert "event loop" in collector.health(now=collector.loop_turned_at + 31).problems[0]
+
+
+def test_collector_counts_coverage_markers_by_kind() -> None:
+    settings = ProducerSettings(symbols=["BTCUSDT"])
+    publisher, _, shards, backfiller = pipeline_objects(settings)
+    tracker = backfiller.tracker
+    coverage = LiveCoverage(publisher, tracker, backfiller, ["btcusdt@trade"], micros=False)
+    ingest = Ingest(publisher, tracker, {"btcusdt@trade"}, coverage=coverage)
+    for trade_id in (1, 2, 3):
+        if trade_id == 3:
+            coverage.given_up("btcusdt@trade", "REST answered 429")
+        frame = trade_frame("BTCUSDT", trade_id, EVENT_MS + trade_id * 1000)
+        ingest.on_frame(frame, "btcusdt@trade", time.time_ns(), b"c1")
+        coverage.tick()  # the first tick sets where the period starts, the next ones publish it
+    value = scrape(ProducerCollector(settings, publisher, ingest, shards, backfiller)).get_sample_value
+    assert value("producer_coverage_markers_total", {"kind": "held"}) == 1
+    assert value("producer_coverage_markers_total", {"kind": "hole"}) == 1

@@ -69,6 +69,8 @@ HEADERS: list[dict[str, bytes | None]] = [
     {},
     {"source": b"ws", "stream": b"bnbbtc@trade", "received_at_ns": b"1", "connection_id": b"c"},
     {"source": b"rest"},
+    {"source": b"coverage"},
+    {"source": b"history"},
     {"source": None},
     {"time_unit": b"MICROSECOND"},
     {"time_unit": b"MILLISECOND"},

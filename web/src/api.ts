@@ -12,9 +12,10 @@ export interface PriceAt {
   symbol: string;
   timestamp: string;
   price: string;
-  quantity: string;
-  trade_id: number;
+  quantity: string | null;
+  trade_id: number | null;
   actual_timestamp: string;
+  source: "trades" | "klines";
 }
 
 export interface MinuteRange {
@@ -27,6 +28,7 @@ export interface MinuteRange {
   volume: string;
   quote_volume: string;
   trade_count: number;
+  source: "trades" | "klines";
 }
 
 export interface Candle {
@@ -39,11 +41,20 @@ export interface Candle {
   trade_count: number;
 }
 
+/** A period of /v1/coverage; /v1/candles lists the holes its answer touches. */
+export interface CoveragePeriod {
+  start: string;
+  end: string;
+  origin: string;
+  detail: string;
+}
+
 export interface Candles {
   symbol: string;
   interval: string;
   candles: Candle[];
   next_start: string | null;
+  holes: CoveragePeriod[];
 }
 
 export interface SmaPoint {

@@ -13,7 +13,7 @@ import {
   type MouseEventParams,
   type UTCTimestamp,
 } from "lightweight-charts";
-import { ApiError, type Candle, type Candles, getJson, type Sma, type SmaPoint } from "./api";
+import { ApiError, type Candle, type Candles, type CoveragePeriod, getJson, type Sma, type SmaPoint } from "./api";
 import { digits } from "./decimal";
 import { dateTime, parseIso } from "./time";
 
@@ -35,6 +35,9 @@ const DOWN = "#ef5350";
 const TAIL_REFRESH_MS = 2000;
 // Significant digits a plotted price (a float) keeps exactly: the axis shows no more than these.
 const FLOAT_DIGITS = 15;
+// Known holes are shaded with a full-height bar per interval inside them (at most this many).
+const HOLE_COLOR = "rgba(255, 183, 77, 0.22)";
+const MAX_HOLE_BARS = 5000;
 
 export interface ChartSelection {
   symbol: string;
@@ -71,6 +74,20 @@ function smaLine(points: SmaPoint[], window: string) {
   });
 }
 
+/** Full-height bars at every interval open inside the holes: the chart's shading of what the
+ * store knows it lacks (no candle is drawn there; /v1/candles leaves those intervals out). */
+export function holeBars(holes: CoveragePeriod[], stepSeconds: number) {
+  const times = new Set<number>();
+  for (const hole of holes) {
+    const end = parseIso(hole.end) / 1000;
+    for (let time = Math.floor(parseIso(hole.start) / 1000 / stepSeconds) * stepSeconds; time < end; time += stepSeconds) {
+      if (times.size >= MAX_HOLE_BARS) break;
+      times.add(time);
+    }
+  }
+  return [...times].sort((a, b) => a - b).map((time) => ({ time: time as UTCTimestamp, value: 1, color: HOLE_COLOR }));
+}
+
 /** The price format of the candles' series: as many decimals as their prices have (trailing
  * zeros left out), so that the axis and the crosshair show a price of 0.00000099 as such, not as
  * 0.00; fewer only where a float could not hold them. */
@@ -105,6 +122,7 @@ export class PriceChart {
   private readonly candles: ISeriesApi<"Candlestick">;
   private readonly volume: ISeriesApi<"Histogram">;
   private readonly smas: Map<string, ISeriesApi<"Line">>;
+  private readonly holes: ISeriesApi<"Histogram">;
   private readonly byTime = new Map<number, Candle>();
   private selection: ChartSelection | null = null;
   private loading: AbortController | null = null;
@@ -142,6 +160,14 @@ export class PriceChart {
       priceLineVisible: false,
     });
     this.chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+    // Behind the candles, on an axis of its own that spans the whole height.
+    this.holes = this.chart.addSeries(HistogramSeries, {
+      priceScaleId: "holes",
+      lastValueVisible: false,
+      priceLineVisible: false,
+      base: 0,
+    });
+    this.chart.priceScale("holes").applyOptions({ scaleMargins: { top: 0, bottom: 0 }, visible: false });
     this.smas = new Map(
       SMA_WINDOWS.map((window, index) => [
         window,
@@ -179,14 +205,19 @@ export class PriceChart {
         getJson<Candles>("/v1/candles", params, loading.signal),
         getJson<Sma>("/v1/indicators/sma", { ...params, windows: SMA_WINDOWS.join(",") }, loading.signal),
       ]);
-      this.show(candles.candles, sma.points);
+      this.show(candles.candles, sma.points, candles.holes ?? [], step);
       const note = query.truncated ? ` (the newest ${MAX_CANDLES} of the range)` : "";
-      this.caption.textContent = `${candles.candles.length} candles${note}`;
+      const holes = candles.holes ?? [];
+      const holeNote = holes.length
+        ? `; ${holes.length} known ${holes.length === 1 ? "hole" : "holes"} (shaded): ${holes.map(holeText).join(", ")}`
+        : "";
+      this.caption.textContent = `${candles.candles.length} candles${note}${holeNote}`;
       this.card.dataset.candles = String(candles.candles.length);
+      this.card.dataset.holes = String(holes.length);
       this.errorBox.hidden = true;
     } catch (error) {
       if (loading.signal.aborted) return;
-      this.show([], []);
+      this.show([], [], [], step);
       this.caption.textContent = "";
       this.card.dataset.candles = "0";
       this.errorBox.textContent = error instanceof ApiError ? error.message : String(error);
@@ -238,7 +269,10 @@ export class PriceChart {
     }
   }
 
-  private show(candles: Candle[], points: SmaPoint[]): void {
+  private show(candles: Candle[], points: SmaPoint[], holes: CoveragePeriod[], stepSeconds: number): void {
+    const bars = holeBars(holes, stepSeconds);
+    this.holes.setData(bars);
+    this.card.dataset.holeBars = String(bars.length);
     this.byTime.clear();
     for (const candle of candles) this.byTime.set(toTime(candle.open_time), candle);
     this.followDecimals();
@@ -272,4 +306,9 @@ export class PriceChart {
       ? `${dateTime(parseIso(candle.open_time))}  O ${candle.open}  H ${candle.high}  L ${candle.low}  C ${candle.close}  V ${candle.volume}  (${candle.trade_count} trades)`
       : "";
   }
+}
+
+function holeText(hole: CoveragePeriod): string {
+  const detail = hole.detail ? ` (${hole.detail})` : "";
+  return `${dateTime(parseIso(hole.start))} to ${dateTime(parseIso(hole.end))}${detail}`;
 }

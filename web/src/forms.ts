@@ -53,8 +53,10 @@ export function wirePriceAt(form: HTMLFormElement): void {
     return [
       ["price", answer.price],
       ["second", dateTime(parseIso(answer.timestamp))],
-      ["trade", `${answer.trade_id} at ${dateTimeMs(parseIso(answer.actual_timestamp))}`],
-      ["quantity", answer.quantity],
+      answer.source === "klines"
+        ? ["trade", `1s kline of ${dateTimeMs(parseIso(answer.actual_timestamp))} (no trades stored)`]
+        : ["trade", `${answer.trade_id} at ${dateTimeMs(parseIso(answer.actual_timestamp))}`],
+      ["quantity", answer.quantity ?? "–"],
     ];
   });
 }
