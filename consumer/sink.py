@@ -215,12 +215,13 @@ WHERE NOT k.is_closed
 """
 
 
-def _move_book_tickers(merge: bool, sample_us: int) -> str:
+def _move_book_tickers(merge: bool, sampled: bool) -> str:
     """Book tickers in: every update (sample_us 0), or the first update of each symbol in each
     period of sample_us by receive time (Kafka keeps every update for its retention). The first,
     not the last: a stored row is never updated (no dead rows at thousands of updates a second),
-    and a replay picks the same rows again, so a sample is stored once."""
-    if not sample_us:
+    and a replay picks the same rows again, so a sample is stored once. Sampled, the period is
+    the prepared statement's parameter $1, so that the statement's text is a constant."""
+    if not sampled:
         return f"""
 WITH inserted AS (
     INSERT INTO book_tickers (symbol, update_id, bid_price, bid_quantity, ask_price, ask_quantity, received_at)
@@ -232,7 +233,7 @@ WITH inserted AS (
 SELECT (SELECT count(*) FROM inserted), false
 """
     # The period's start, rounding down below the epoch too (% keeps the dividend's sign).
-    start = f"(received_at_us - (received_at_us % {sample_us} + {sample_us}) % {sample_us})"
+    start = "(received_at_us - (received_at_us % $1 + $1) % $1)"
     return f"""
 WITH sampled AS (
     SELECT DISTINCT ON (symbol, {start}) *, {start} AS period_us
@@ -246,7 +247,7 @@ inserted AS (
     WHERE NOT EXISTS (
         SELECT 1 FROM book_tickers b
         WHERE b.symbol = s.symbol AND b.received_at >= {_US.format("s.period_us")}
-            AND b.received_at < {_US.format(f"(s.period_us + {sample_us})")}
+            AND b.received_at < {_US.format("(s.period_us + $1)")}
     )
     ON CONFLICT DO NOTHING
     RETURNING 1
@@ -272,18 +273,19 @@ _INSERT_NEW = ""
 _MERGE = "ON CONFLICT DO NOTHING"
 
 
-def prepared_statements(book_ticker_sample_us: int) -> dict[str, str]:
-    """Statement names for PREPARE: this module's SQL, planned once per connection. Each
-    insert-once statement answers (rows inserted, whether the batch must merge instead)."""
-    return {
-        "insert_new_trades": _move_trades(merge=False),
-        "merge_trades": _move_trades(merge=True),
-        "insert_new_agg_trades": _move_agg_trades(merge=False),
-        "merge_agg_trades": _move_agg_trades(merge=True),
-        "insert_new_book_tickers": _move_book_tickers(False, book_ticker_sample_us),
-        "merge_book_tickers": _move_book_tickers(True, book_ticker_sample_us),
-        "move_klines": _MOVE_KLINES,
-    }
+# Statement names (with their parameters' types) for PREPARE: this module's SQL, planned once per
+# connection. Each insert-once statement answers (rows inserted, whether the batch must merge instead).
+PREPARED_STATEMENTS = {
+    "insert_new_trades": _move_trades(merge=False),
+    "merge_trades": _move_trades(merge=True),
+    "insert_new_agg_trades": _move_agg_trades(merge=False),
+    "merge_agg_trades": _move_agg_trades(merge=True),
+    "insert_new_book_tickers": _move_book_tickers(merge=False, sampled=False),
+    "merge_book_tickers": _move_book_tickers(merge=True, sampled=False),
+    "insert_new_sampled_book_tickers(bigint)": _move_book_tickers(merge=False, sampled=True),
+    "merge_sampled_book_tickers(bigint)": _move_book_tickers(merge=True, sampled=True),
+    "move_klines": _MOVE_KLINES,
+}
 
 
 # Per table: the plain insert in a savepoint (one round trip: the savepoint is set before the
@@ -300,6 +302,11 @@ _INSERT_ONCE = {
     "book_tickers": (
         "SAVEPOINT insert_new; EXECUTE insert_new_book_tickers",
         "ROLLBACK TO SAVEPOINT insert_new; EXECUTE merge_book_tickers",
+    ),
+    # The sampling period in microseconds is the one parameter, bound as any value is.
+    "sampled_book_tickers": (
+        "SAVEPOINT insert_new; EXECUTE insert_new_sampled_book_tickers(%(sample_us)s)",
+        "ROLLBACK TO SAVEPOINT insert_new; EXECUTE merge_sampled_book_tickers(%(sample_us)s)",
     ),
 }
 
@@ -454,7 +461,7 @@ class Sink:
 
     def __init__(self, database_url: str, book_ticker_sample_ms: int = 0) -> None:
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self._statements = prepared_statements(book_ticker_sample_ms * 1000)
+        self._book_ticker_sample_us = book_ticker_sample_ms * 1000
         self._connection: Any = None
         # Batches that held an already stored row and so took the ON CONFLICT way, per table.
         self.merged_batches: Counter[str] = Counter()
@@ -464,7 +471,7 @@ class Sink:
             connection = psycopg2.connect(self._dsn)
             with connection.cursor() as cursor:
                 cursor.execute(_CREATE_STAGING)
-                for name, statement in self._statements.items():
+                for name, statement in PREPARED_STATEMENTS.items():
                     # Both are this module's constants (no input reaches them): PREPARE takes no
                     # bound parameters for a statement's name or text.
                     cursor.execute(f"PREPARE {name} AS {statement}")
@@ -506,7 +513,12 @@ class Sink:
                     cursor.copy_expert(
                         "COPY book_tickers_staging FROM STDIN", copy_text(rows.book_tickers), _COPY_CHUNK
                     )
-                    written.book_tickers, _ = self._insert_once(cursor, "book_tickers")
+                    if self._book_ticker_sample_us:
+                        written.book_tickers, _ = self._insert_once(
+                            cursor, "sampled_book_tickers", {"sample_us": self._book_ticker_sample_us}
+                        )
+                    else:
+                        written.book_tickers, _ = self._insert_once(cursor, "book_tickers")
                 if rows.coverage:
                     execute_values(
                         cursor, _APPLY_COVERAGE, rows.coverage, template="(%s, %s, %s, %s::bigint, %s::bigint, %s, %s)"
@@ -520,19 +532,19 @@ class Sink:
             self.dispose()  # a broken or half-used connection is not reused: start clean
             raise
 
-    def _insert_once(self, cursor: Any, table: str) -> tuple[int, bool]:
+    def _insert_once(self, cursor: Any, table: str, parameters: dict[str, int] | None = None) -> tuple[int, bool]:
         """Moves the staged rows of `table` in, the fast way when none is stored yet (see
         _INSERT_ONCE). Returns the rows inserted, and True if it took the merge."""
         insert_new, merge = _INSERT_ONCE[table]
         try:
-            cursor.execute(insert_new)
+            cursor.execute(insert_new, parameters)
             inserted, must_merge = cursor.fetchone()
         except psycopg2.errors.UniqueViolation:
             must_merge = True
         if not must_merge:
             return inserted, False
-        cursor.execute(merge)
-        self.merged_batches[table] += 1
+        cursor.execute(merge, parameters)
+        self.merged_batches[table.removeprefix("sampled_")] += 1
         return cursor.fetchone()[0], True
 
     def _conflicts(self, cursor: Any, table: str) -> list[Conflict]:
