@@ -6,7 +6,8 @@ stream, whatever the range), so every stream is read from the same snapshot: not
 meanwhile appears twice or half. Streams are merged by (event time, id); within a stream the
 stored order is kept. With live=true the snapshot then ends, and rows stored after it (by id, above
 the newest id the snapshot held) are polled for, so the replay crosses into live data without a
-gap or a duplicate.
+gap or a duplicate. Each stream has a second reader, of its known holes (replay/hole_reader.py),
+merged among its rows the same way.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,13 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.params import MAX_TIME, from_ms
 from api.queries.stats import trade_id_bounds
 from replay import queries
-from replay.frames import Row
+from replay.frames import PAYLOADS, Row
 from replay.streams import StreamKind, StreamName
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[StreamName, Row], Awaitable[None]]
-ReaderFactory = Callable[[StreamName, int], "StreamReader"]
+# (stream, event ms, payload)
+Emit = Callable[[StreamName, int, str], Awaitable[None]]
+# A stream's readers: its rows, and its known holes (replay/readers.py).
+ReaderFactory = Callable[[StreamName, int], "tuple[StreamReader, ...]"]
 
 
 class StreamReader:
@@ -50,6 +54,8 @@ class StreamReader:
         # others, klines, wait this long before they push a second).
         self.live_delay_s = 5.0
         self._prefetch: asyncio.Future[list[Any]] | None = None
+        # A row's payload (replay/frames.py), the symbol bound once: called for every frame.
+        self.payload: Callable[[Row], str] = partial(PAYLOADS[stream.kind], stream.symbol)
 
     def _fetch_ahead(self) -> None:
         """Asks for the next batch now, so that the store reads it while this one is sent."""
@@ -105,6 +111,11 @@ class StreamReader:
         self._next += 1
         return row
 
+    async def start_live(self, driver: Any) -> None:
+        """Subscribed once live: from what is stored from now on."""
+        newest = queries.NEWEST_ID[self.stream.kind]
+        self.after_id = await driver.fetchval(newest.sql, *newest.arguments({"symbol": self.stream.symbol}))
+
     def sent(self, row_id: int) -> None:
         """A live row was sent: the next poll starts after it."""
         self.after_id = row_id
@@ -136,9 +147,9 @@ class Player:
         fetch_rows: int,
         live_poll_s: float,
         live_end_grace_s: float,
-        make_reader: ReaderFactory,
+        make_readers: ReaderFactory,
     ) -> None:
-        self._make_reader = make_reader
+        self._make_readers = make_readers
         self._connection = connection
         self._driver = driver
         self._start = start
@@ -147,7 +158,7 @@ class Player:
         self._fetch_rows = fetch_rows
         self._live_poll_s = live_poll_s
         self._live_end_grace_s = live_end_grace_s
-        self._readers: dict[str, StreamReader] = {}
+        self._readers: dict[str, tuple[StreamReader, ...]] = {}
         self._pending: list[StreamName] = []
         self._orders = 0
         self._in_snapshot = False
@@ -164,15 +175,17 @@ class Player:
 
     def unsubscribe(self, names: list[str]) -> None:
         for name in names:
-            reader = self._readers.pop(name, None)
-            if reader is not None:
+            for reader in self._readers.pop(name, ()):
                 reader.removed = True
                 self._stopped.append(reader)
         self._pending = [stream for stream in self._pending if stream.name not in names]
 
     @property
     def store_wait_s(self) -> float:
-        return sum(reader.store_wait_s for reader in self._readers.values())
+        return sum(reader.store_wait_s for reader in self._all_readers())
+
+    def _all_readers(self) -> list[StreamReader]:
+        return [reader for readers in self._readers.values() for reader in readers]
 
     @property
     def stream_names(self) -> list[str]:
@@ -190,7 +203,7 @@ class Player:
                 await self._play_snapshot(emit)
         finally:
             self._in_snapshot = False
-            for reader in [*self._readers.values(), *self._stopped]:
+            for reader in [*self._all_readers(), *self._stopped]:
                 reader.stop()
             async with self._store_lock:
                 await transaction.commit()
@@ -206,24 +219,25 @@ class Player:
     async def _take_pending(self, heap: list[tuple[int, int, int, StreamReader, Any]] | None) -> None:
         pending, self._pending = self._pending, []
         for stream in pending:
-            reader = self._make_reader(stream, self._orders)
-            reader.store_lock, reader.fetch_rows = self._store_lock, self._fetch_rows
-            reader.live_delay_s = self._live_end_grace_s
+            readers = self._make_readers(stream, self._orders)
             self._orders += 1
-            self._readers[stream.name] = reader
-            if self._in_snapshot:
-                async with self._store_lock:
-                    await reader.open(self._connection, self._driver, self._current_start(), self._end)
-                if heap is not None:
-                    await self._push(heap, reader)
-            else:
-                # Added once live: from what is stored from now on.
-                if stream.kind is not StreamKind.KLINE:
-                    newest = queries.NEWEST_ID[stream.kind]
-                    async with self._store_lock:
-                        reader.after_id = await self._driver.fetchval(
-                            newest.sql, *newest.arguments({"symbol": stream.symbol})
-                        )
+            self._readers[stream.name] = readers
+            for reader in readers:
+                await self._start_reader(reader, heap)
+
+    async def _start_reader(
+        self, reader: StreamReader, heap: list[tuple[int, int, int, StreamReader, Any]] | None
+    ) -> None:
+        reader.store_lock, reader.fetch_rows = self._store_lock, self._fetch_rows
+        reader.live_delay_s = self._live_end_grace_s
+        if self._in_snapshot:
+            async with self._store_lock:
+                await reader.open(self._connection, self._driver, self._current_start(), self._end)
+            if heap is not None:
+                await self._push(heap, reader)
+        else:
+            async with self._store_lock:
+                await reader.start_live(self._driver)
 
     async def _push(self, heap: list[tuple[int, int, int, StreamReader, Any]], reader: StreamReader) -> None:
         row = await reader.next_row(self._fetch_rows)
@@ -242,7 +256,7 @@ class Player:
                 heapq.heappop(heap)
                 continue
             self.last_event_ms = event_ms
-            await emit(reader.stream, row)
+            await emit(reader.stream, event_ms, reader.payload(row))
             following = await reader.next_row(self._fetch_rows)
             if following is None:
                 heapq.heappop(heap)
@@ -255,7 +269,7 @@ class Player:
             await self._take_pending(None)
             batch: list[tuple[int, int, int, StreamReader, Any]] = []
             more_waiting = False
-            for reader in list(self._readers.values()):
+            for reader in self._all_readers():
                 async with self._store_lock:
                     rows = await reader.newer(self._driver, start, self._end, self._fetch_rows)
                 more_waiting = more_waiting or len(rows) == self._fetch_rows
@@ -264,8 +278,9 @@ class Player:
             for event_ms, row_id, _order, reader, row in batch:
                 if reader.removed:
                     continue
-                self.last_event_ms = event_ms
-                await emit(reader.stream, row)
+                # A hole recorded late is sent with its own (earlier) time: the position stays.
+                self.last_event_ms = max(event_ms, self.last_event_ms or event_ms)
+                await emit(reader.stream, event_ms, reader.payload(row))
                 reader.sent(row_id)
             if not more_waiting:
                 if self._past_end():

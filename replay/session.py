@@ -12,12 +12,12 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from replay.control import handle_control
-from replay.frames import PAYLOADS, Row, combined_frame
-from replay.kline_reader import make_reader
+from replay.frames import combined_frame
 from replay.metrics import ReplayMetrics
 from replay.outbox import Outbox
 from replay.pacing import Schedule
 from replay.player import Player
+from replay.readers import make_readers
 from replay.request import ReplayRequest
 from replay.settings import ReplaySettings
 from replay.streams import StreamName
@@ -67,7 +67,7 @@ class Session:
             settings.fetch_rows,
             settings.live_poll_s,
             settings.live_end_grace_s,
-            make_reader,
+            make_readers,
         )
         self.player.subscribe(list(request.streams))
         self._schedule = Schedule(request.speed)
@@ -111,10 +111,9 @@ class Session:
         await asyncio.sleep(self.settings.end_linger_s)
         await self.close(END_OF_REPLAY, "end of replay")
 
-    async def _emit(self, stream: StreamName, row: Row) -> None:
-        payload = PAYLOADS[stream.kind](stream.symbol, row)
+    async def _emit(self, stream: StreamName, event_ms: int, payload: str) -> None:
         frame = combined_frame(stream.name, payload) if self.combined else payload
-        delay = self._schedule.delay(row[0], time.monotonic())
+        delay = self._schedule.delay(event_ms, time.monotonic())
         if delay:
             await asyncio.sleep(delay)
         await self._outbox.put(frame)
