@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 # (stream, event ms, payload)
 Emit = Callable[[StreamName, int, str], Awaitable[None]]
+# The same, done at once if nothing needs waiting for (no schedule, room in the client's buffer);
+# False if not: then Emit does it. Most frames at speed=0 go this way, without a coroutine each.
+SendNow = Callable[[StreamName, int, str], bool]
 # A stream's readers: its rows, and its known holes (replay/readers.py).
 ReaderFactory = Callable[[StreamName, int], "tuple[StreamReader, ...]"]
 
@@ -76,6 +79,10 @@ class StreamReader:
         self._prefetch = None
         if rows:
             self._fetch_ahead()
+            # One turn of the loop, so that the fetch is sent now and PostgreSQL reads the next
+            # batch while this one is formatted and sent: without it the fetch would start only
+            # at the replay's next wait, after this batch (the frames written meanwhile go too).
+            await asyncio.sleep(0)
         else:
             self._cursor = None
         return rows
@@ -115,6 +122,14 @@ class StreamReader:
         """Subscribed once live: from what is stored from now on."""
         newest = queries.NEWEST_ID[self.stream.kind]
         self.after_id = await driver.fetchval(newest.sql, *newest.arguments({"symbol": self.stream.symbol}))
+
+    def next_buffered(self) -> Any | None:
+        """The next row of the batch in hand, or None once it is used up (then next_row())."""
+        if self._next < len(self._rows):
+            row = self._rows[self._next]
+            self._next += 1
+            return row
+        return None
 
     def sent(self, row_id: int) -> None:
         """A live row was sent: the next poll starts after it."""
@@ -191,7 +206,7 @@ class Player:
     def stream_names(self) -> list[str]:
         return [*self._readers, *(stream.name for stream in self._pending)]
 
-    async def play(self, emit: Emit) -> None:
+    async def play(self, emit: Emit, send_now: SendNow) -> None:
         """Every row of the range, then (live) every row stored after, in order; returns at the end.
         A connection to /ws without streams waits for its first SUBSCRIBE, as on Binance."""
         await self._subscribed.wait()
@@ -200,7 +215,7 @@ class Player:
         self._in_snapshot = True
         try:
             if self._start is not None:
-                await self._play_snapshot(emit)
+                await self._play_snapshot(emit, send_now)
         finally:
             self._in_snapshot = False
             for reader in [*self._all_readers(), *self._stopped]:
@@ -244,7 +259,7 @@ class Player:
         if row is not None:
             heapq.heappush(heap, (row[0], row[1], reader.order, reader, row))
 
-    async def _play_snapshot(self, emit: Emit) -> None:
+    async def _play_snapshot(self, emit: Emit, send_now: SendNow) -> None:
         heap: list[tuple[int, int, int, StreamReader, Any]] = []
         await self._take_pending(heap)
         while heap or self._pending:
@@ -255,13 +270,41 @@ class Player:
             if reader.removed:
                 heapq.heappop(heap)
                 continue
+            if len(heap) == 1:
+                await self._play_alone(emit, send_now, heap)
+                continue
             self.last_event_ms = event_ms
-            await emit(reader.stream, event_ms, reader.payload(row))
+            payload = reader.payload(row)
+            if not send_now(reader.stream, event_ms, payload):
+                await emit(reader.stream, event_ms, payload)
             following = await reader.next_row(self._fetch_rows)
             if following is None:
                 heapq.heappop(heap)
             else:
                 heapq.heapreplace(heap, (following[0], following[1], reader.order, reader, following))
+
+    async def _play_alone(
+        self, emit: Emit, send_now: SendNow, heap: list[tuple[int, int, int, StreamReader, Any]]
+    ) -> None:
+        """The one stream left in the heap: its rows in its own order, without a merge per row,
+        until it ends, is unsubscribed or another stream is subscribed (then back to the merge)."""
+        event_ms, _id, _order, reader, row = heap[0]
+        stream, format_payload, fetch_rows = reader.stream, reader.payload, self._fetch_rows
+        while True:
+            self.last_event_ms = event_ms
+            payload = format_payload(row)
+            if not send_now(stream, event_ms, payload):
+                await emit(stream, event_ms, payload)
+            row = reader.next_buffered()
+            if row is None:
+                row = await reader.next_row(fetch_rows)
+                if row is None:
+                    heap.pop()
+                    return
+            event_ms = row[0]
+            if reader.removed or self._pending:
+                heap[0] = (event_ms, row[1], reader.order, reader, row)
+                return
 
     async def _play_live(self, emit: Emit) -> None:
         start = self._start or datetime.now(tz=MAX_TIME.tzinfo)
