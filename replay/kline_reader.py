@@ -104,6 +104,9 @@ class KlineReader(StreamReader):
                 return None
         return self._trades[self._trade_index]
 
+    async def start_live(self, driver: Any) -> None:
+        """Subscribed once live: newer() starts it at the next kline's open."""
+
     def sent(self, row_id: int) -> None:
         """Pushes carry no trade id: where live goes on is the last trade fed."""
 
@@ -140,10 +143,3 @@ class KlineReader(StreamReader):
                 pushes.extend((self._tick, TICK_ID, payload) for payload in ticked)
             self._tick += SECOND_MS
         return pushes
-
-
-def make_reader(stream: StreamName, order: int) -> StreamReader:
-    """The reader of a stream: kline streams are computed from trades, the others read as stored."""
-    if stream.kind is StreamKind.KLINE:
-        return KlineReader(stream, order)
-    return StreamReader(stream, order)

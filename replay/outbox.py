@@ -20,15 +20,24 @@ _TEXT_FIN = 0x81
 _DRAIN_POLL_S = 0.005
 
 
-def text_frame(payload: str) -> bytes:
-    """An unmasked, final text frame (RFC 6455 5.2) holding `payload`."""
-    data = payload.encode()
-    length = len(data)
-    if length < 126:
-        return bytes((_TEXT_FIN, length)) + data
+# The headers of frames shorter than 64 KiB, by length, made once: every frame needs one.
+_SHORT_HEADERS = [
+    *(bytes((_TEXT_FIN, length)) for length in range(126)),
+    *(bytes((_TEXT_FIN, 126)) + length.to_bytes(2, "big") for length in range(126, 1 << 16)),
+]
+
+
+def frame_header(length: int) -> bytes:
+    """The header of an unmasked, final text frame (RFC 6455 5.2) of `length` payload bytes."""
     if length < 1 << 16:
-        return bytes((_TEXT_FIN, 126)) + length.to_bytes(2, "big") + data
-    return bytes((_TEXT_FIN, 127)) + length.to_bytes(8, "big") + data
+        return _SHORT_HEADERS[length]
+    return bytes((_TEXT_FIN, 127)) + length.to_bytes(8, "big")
+
+
+def text_frame(payload: str) -> bytes:
+    """An unmasked, final text frame holding `payload`."""
+    data = payload.encode()
+    return frame_header(len(data)) + data
 
 
 class Outbox:
@@ -38,6 +47,17 @@ class Outbox:
         self._batch: list[bytes] = []
         self._flush_scheduled = False
         self.waiting = False  # for the stall watchdog: the client has a full buffer
+
+    def append(self, payload: str) -> bool:
+        """Queues one frame if the client's buffer is known to have room; False if put() must
+        look first. Between two turns of the event loop neither the transport's buffer nor the
+        connection's state can change but by this batch's flush (written at the next turn, or
+        by flush()): what put() found holds until then, and is not asked again per frame."""
+        if not self._flush_scheduled:
+            return False
+        data = payload.encode()
+        self._batch += (frame_header(len(data)), data)
+        return True
 
     async def put(self, payload: str) -> None:
         """Queues one frame; waits first while the client leaves more than buffer_bytes unread."""
@@ -52,13 +72,15 @@ class Outbox:
             finally:
                 self.waiting = False
         self._check_open()
-        self._batch.append(text_frame(payload))
+        data = payload.encode()
+        self._batch += (frame_header(len(data)), data)
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
         """Writes the batch (if the connection is still open)."""
+        # From here on put() looks at the buffer and the state again.
         self._flush_scheduled = False
         if self._batch and self._ws.protocol.state is State.OPEN:
             self._ws.transport.write(b"".join(self._batch))

@@ -6,7 +6,8 @@ stream, whatever the range), so every stream is read from the same snapshot: not
 meanwhile appears twice or half. Streams are merged by (event time, id); within a stream the
 stored order is kept. With live=true the snapshot then ends, and rows stored after it (by id, above
 the newest id the snapshot held) are polled for, so the replay crosses into live data without a
-gap or a duplicate.
+gap or a duplicate. Each stream has a second reader, of its known holes (replay/hole_reader.py),
+merged among its rows the same way.
 """
 
 import asyncio
@@ -15,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,13 +24,18 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from api.params import MAX_TIME, from_ms
 from api.queries.stats import trade_id_bounds
 from replay import queries
-from replay.frames import Row
+from replay.frames import PAYLOADS, Row
 from replay.streams import StreamKind, StreamName
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[StreamName, Row], Awaitable[None]]
-ReaderFactory = Callable[[StreamName, int], "StreamReader"]
+# (stream, event ms, payload)
+Emit = Callable[[StreamName, int, str], Awaitable[None]]
+# The same, done at once if nothing needs waiting for (no schedule, room in the client's buffer);
+# False if not: then Emit does it. Most frames at speed=0 go this way, without a coroutine each.
+SendNow = Callable[[StreamName, int, str], bool]
+# A stream's readers: its rows, and its known holes (replay/readers.py).
+ReaderFactory = Callable[[StreamName, int], "tuple[StreamReader, ...]"]
 
 
 class StreamReader:
@@ -50,6 +57,8 @@ class StreamReader:
         # others, klines, wait this long before they push a second).
         self.live_delay_s = 5.0
         self._prefetch: asyncio.Future[list[Any]] | None = None
+        # A row's payload (replay/frames.py), the symbol bound once: called for every frame.
+        self.payload: Callable[[Row], str] = partial(PAYLOADS[stream.kind], stream.symbol)
 
     def _fetch_ahead(self) -> None:
         """Asks for the next batch now, so that the store reads it while this one is sent."""
@@ -70,6 +79,10 @@ class StreamReader:
         self._prefetch = None
         if rows:
             self._fetch_ahead()
+            # One turn of the loop, so that the fetch is sent now and PostgreSQL reads the next
+            # batch while this one is formatted and sent: without it the fetch would start only
+            # at the replay's next wait, after this batch (the frames written meanwhile go too).
+            await asyncio.sleep(0)
         else:
             self._cursor = None
         return rows
@@ -105,6 +118,19 @@ class StreamReader:
         self._next += 1
         return row
 
+    async def start_live(self, driver: Any) -> None:
+        """Subscribed once live: from what is stored from now on."""
+        newest = queries.NEWEST_ID[self.stream.kind]
+        self.after_id = await driver.fetchval(newest.sql, *newest.arguments({"symbol": self.stream.symbol}))
+
+    def next_buffered(self) -> Any | None:
+        """The next row of the batch in hand, or None once it is used up (then next_row())."""
+        if self._next < len(self._rows):
+            row = self._rows[self._next]
+            self._next += 1
+            return row
+        return None
+
     def sent(self, row_id: int) -> None:
         """A live row was sent: the next poll starts after it."""
         self.after_id = row_id
@@ -136,9 +162,9 @@ class Player:
         fetch_rows: int,
         live_poll_s: float,
         live_end_grace_s: float,
-        make_reader: ReaderFactory,
+        make_readers: ReaderFactory,
     ) -> None:
-        self._make_reader = make_reader
+        self._make_readers = make_readers
         self._connection = connection
         self._driver = driver
         self._start = start
@@ -147,7 +173,7 @@ class Player:
         self._fetch_rows = fetch_rows
         self._live_poll_s = live_poll_s
         self._live_end_grace_s = live_end_grace_s
-        self._readers: dict[str, StreamReader] = {}
+        self._readers: dict[str, tuple[StreamReader, ...]] = {}
         self._pending: list[StreamName] = []
         self._orders = 0
         self._in_snapshot = False
@@ -164,21 +190,23 @@ class Player:
 
     def unsubscribe(self, names: list[str]) -> None:
         for name in names:
-            reader = self._readers.pop(name, None)
-            if reader is not None:
+            for reader in self._readers.pop(name, ()):
                 reader.removed = True
                 self._stopped.append(reader)
         self._pending = [stream for stream in self._pending if stream.name not in names]
 
     @property
     def store_wait_s(self) -> float:
-        return sum(reader.store_wait_s for reader in self._readers.values())
+        return sum(reader.store_wait_s for reader in self._all_readers())
+
+    def _all_readers(self) -> list[StreamReader]:
+        return [reader for readers in self._readers.values() for reader in readers]
 
     @property
     def stream_names(self) -> list[str]:
         return [*self._readers, *(stream.name for stream in self._pending)]
 
-    async def play(self, emit: Emit) -> None:
+    async def play(self, emit: Emit, send_now: SendNow) -> None:
         """Every row of the range, then (live) every row stored after, in order; returns at the end.
         A connection to /ws without streams waits for its first SUBSCRIBE, as on Binance."""
         await self._subscribed.wait()
@@ -187,10 +215,10 @@ class Player:
         self._in_snapshot = True
         try:
             if self._start is not None:
-                await self._play_snapshot(emit)
+                await self._play_snapshot(emit, send_now)
         finally:
             self._in_snapshot = False
-            for reader in [*self._readers.values(), *self._stopped]:
+            for reader in [*self._all_readers(), *self._stopped]:
                 reader.stop()
             async with self._store_lock:
                 await transaction.commit()
@@ -206,31 +234,32 @@ class Player:
     async def _take_pending(self, heap: list[tuple[int, int, int, StreamReader, Any]] | None) -> None:
         pending, self._pending = self._pending, []
         for stream in pending:
-            reader = self._make_reader(stream, self._orders)
-            reader.store_lock, reader.fetch_rows = self._store_lock, self._fetch_rows
-            reader.live_delay_s = self._live_end_grace_s
+            readers = self._make_readers(stream, self._orders)
             self._orders += 1
-            self._readers[stream.name] = reader
-            if self._in_snapshot:
-                async with self._store_lock:
-                    await reader.open(self._connection, self._driver, self._current_start(), self._end)
-                if heap is not None:
-                    await self._push(heap, reader)
-            else:
-                # Added once live: from what is stored from now on.
-                if stream.kind is not StreamKind.KLINE:
-                    newest = queries.NEWEST_ID[stream.kind]
-                    async with self._store_lock:
-                        reader.after_id = await self._driver.fetchval(
-                            newest.sql, *newest.arguments({"symbol": stream.symbol})
-                        )
+            self._readers[stream.name] = readers
+            for reader in readers:
+                await self._start_reader(reader, heap)
+
+    async def _start_reader(
+        self, reader: StreamReader, heap: list[tuple[int, int, int, StreamReader, Any]] | None
+    ) -> None:
+        reader.store_lock, reader.fetch_rows = self._store_lock, self._fetch_rows
+        reader.live_delay_s = self._live_end_grace_s
+        if self._in_snapshot:
+            async with self._store_lock:
+                await reader.open(self._connection, self._driver, self._current_start(), self._end)
+            if heap is not None:
+                await self._push(heap, reader)
+        else:
+            async with self._store_lock:
+                await reader.start_live(self._driver)
 
     async def _push(self, heap: list[tuple[int, int, int, StreamReader, Any]], reader: StreamReader) -> None:
         row = await reader.next_row(self._fetch_rows)
         if row is not None:
             heapq.heappush(heap, (row[0], row[1], reader.order, reader, row))
 
-    async def _play_snapshot(self, emit: Emit) -> None:
+    async def _play_snapshot(self, emit: Emit, send_now: SendNow) -> None:
         heap: list[tuple[int, int, int, StreamReader, Any]] = []
         await self._take_pending(heap)
         while heap or self._pending:
@@ -241,13 +270,41 @@ class Player:
             if reader.removed:
                 heapq.heappop(heap)
                 continue
+            if len(heap) == 1:
+                await self._play_alone(emit, send_now, heap)
+                continue
             self.last_event_ms = event_ms
-            await emit(reader.stream, row)
+            payload = reader.payload(row)
+            if not send_now(reader.stream, event_ms, payload):
+                await emit(reader.stream, event_ms, payload)
             following = await reader.next_row(self._fetch_rows)
             if following is None:
                 heapq.heappop(heap)
             else:
                 heapq.heapreplace(heap, (following[0], following[1], reader.order, reader, following))
+
+    async def _play_alone(
+        self, emit: Emit, send_now: SendNow, heap: list[tuple[int, int, int, StreamReader, Any]]
+    ) -> None:
+        """The one stream left in the heap: its rows in its own order, without a merge per row,
+        until it ends, is unsubscribed or another stream is subscribed (then back to the merge)."""
+        event_ms, _id, _order, reader, row = heap[0]
+        stream, format_payload, fetch_rows = reader.stream, reader.payload, self._fetch_rows
+        while True:
+            self.last_event_ms = event_ms
+            payload = format_payload(row)
+            if not send_now(stream, event_ms, payload):
+                await emit(stream, event_ms, payload)
+            row = reader.next_buffered()
+            if row is None:
+                row = await reader.next_row(fetch_rows)
+                if row is None:
+                    heap.pop()
+                    return
+            event_ms = row[0]
+            if reader.removed or self._pending:
+                heap[0] = (event_ms, row[1], reader.order, reader, row)
+                return
 
     async def _play_live(self, emit: Emit) -> None:
         start = self._start or datetime.now(tz=MAX_TIME.tzinfo)
@@ -255,7 +312,7 @@ class Player:
             await self._take_pending(None)
             batch: list[tuple[int, int, int, StreamReader, Any]] = []
             more_waiting = False
-            for reader in list(self._readers.values()):
+            for reader in self._all_readers():
                 async with self._store_lock:
                     rows = await reader.newer(self._driver, start, self._end, self._fetch_rows)
                 more_waiting = more_waiting or len(rows) == self._fetch_rows
@@ -264,8 +321,9 @@ class Player:
             for event_ms, row_id, _order, reader, row in batch:
                 if reader.removed:
                     continue
-                self.last_event_ms = event_ms
-                await emit(reader.stream, row)
+                # A hole recorded late is sent with its own (earlier) time: the position stays.
+                self.last_event_ms = max(event_ms, self.last_event_ms or event_ms)
+                await emit(reader.stream, event_ms, reader.payload(row))
                 reader.sent(row_id)
             if not more_waiting:
                 if self._past_end():

@@ -14,7 +14,8 @@ from sqlalchemy import BigInteger, ColumnElement, DateTime, Select, Text, bindpa
 from sqlalchemy.dialects.postgresql import asyncpg
 
 from replay.streams import StreamKind
-from schemas.tables import agg_trades, book_tickers, symbols, trades
+from schemas.coverage import CoverageKind
+from schemas.tables import agg_trades, book_tickers, coverage, symbols, trades
 
 _DIALECT = asyncpg.dialect()  # type: ignore[no-untyped-call]
 _SYMBOL = bindparam("symbol", type_=Text)
@@ -24,6 +25,7 @@ _FIRST = bindparam("first_id", type_=BigInteger)
 _LAST = bindparam("last_id", type_=BigInteger)
 _AFTER = bindparam("after_id", type_=BigInteger)
 _LIMIT = bindparam("row_limit", type_=BigInteger)
+_COVERAGE_STREAM = bindparam("coverage_stream", type_=Text)
 
 
 def epoch_ms(moment: ColumnElement[Any]) -> ColumnElement[int]:
@@ -158,3 +160,18 @@ NEWEST_ID: dict[StreamKind, Statement] = {
 
 # The symbol's exchangeInfo entry, for the precisions klines are printed with.
 SYMBOL_INFO = _compile(select(symbols.c.info).where(symbols.c.symbol == _SYMBOL))
+
+# The known holes of one stream (the coverage table's stream type) that overlap [start, end),
+# oldest first: (start ms, end ms, origin, detail), one index range of the primary key.
+HOLES = _compile(
+    select(epoch_ms(coverage.c.start_time), epoch_ms(coverage.c.end_time), coverage.c.origin, coverage.c.detail)
+    .where(
+        coverage.c.symbol == _SYMBOL,
+        coverage.c.stream == _COVERAGE_STREAM,
+        # A literal, not a parameter: the statement's parameters are only the named ones above.
+        coverage.c.kind == literal_column(f"'{CoverageKind.HOLE.value}'"),
+        coverage.c.end_time > _START,
+        coverage.c.start_time < _END,
+    )
+    .order_by(coverage.c.start_time)
+)

@@ -12,12 +12,12 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from replay.control import handle_control
-from replay.frames import PAYLOADS, Row, combined_frame
-from replay.kline_reader import make_reader
+from replay.frames import combined_frame
 from replay.metrics import ReplayMetrics
 from replay.outbox import Outbox
 from replay.pacing import Schedule
 from replay.player import Player
+from replay.readers import make_readers
 from replay.request import ReplayRequest
 from replay.settings import ReplaySettings
 from replay.streams import StreamName
@@ -67,10 +67,11 @@ class Session:
             settings.fetch_rows,
             settings.live_poll_s,
             settings.live_end_grace_s,
-            make_reader,
+            make_readers,
         )
         self.player.subscribe(list(request.streams))
         self._schedule = Schedule(request.speed)
+        self._paced = request.speed > 0  # speed=0 has no schedule: no clock read per frame
         self._incoming: deque[float] = deque()
         self.frames_sent = 0
         self._frames_counted = 0
@@ -98,7 +99,7 @@ class Session:
 
     async def _play(self) -> None:
         try:
-            await self.player.play(self._emit)
+            await self.player.play(self._emit, self._send_now)
         except ConnectionClosed:
             return
         except Exception as problem:
@@ -111,13 +112,23 @@ class Session:
         await asyncio.sleep(self.settings.end_linger_s)
         await self.close(END_OF_REPLAY, "end of replay")
 
-    async def _emit(self, stream: StreamName, row: Row) -> None:
-        payload = PAYLOADS[stream.kind](stream.symbol, row)
+    def _send_now(self, stream: StreamName, event_ms: int, payload: str) -> bool:
+        """The frame queued at once, if there is no schedule and the client's buffer has room."""
+        if self._paced:
+            return False
+        if not self._outbox.append(combined_frame(stream.name, payload) if self.combined else payload):
+            return False
+        self.frames_sent += 1
+        return True
+
+    async def _emit(self, stream: StreamName, event_ms: int, payload: str) -> None:
         frame = combined_frame(stream.name, payload) if self.combined else payload
-        delay = self._schedule.delay(row[0], time.monotonic())
-        if delay:
-            await asyncio.sleep(delay)
-        await self._outbox.put(frame)
+        if self._paced:
+            delay = self._schedule.delay(event_ms, time.monotonic())
+            if delay:
+                await asyncio.sleep(delay)
+        if not self._outbox.append(frame):
+            await self._outbox.put(frame)
         self.frames_sent += 1
 
     async def _listen(self) -> None:

@@ -1,5 +1,5 @@
 """Prometheus scraping the whole chain on real parts: fake exchange -> producer -> Kafka -> consumer
--> PostgreSQL -> api, each started with its compose command and environment, and Debian's
+-> PostgreSQL -> api (and the replay beside it), each started with its compose command and environment, and Debian's
 Prometheus with the repository's scrape configuration and alert rules (hosts mapped to loopback).
 
 Faults are switched on at the fake exchange (a gap, a 429, malformed frames, a dropped
@@ -19,10 +19,18 @@ from urllib.parse import urlencode
 import httpx
 import psycopg2
 import pytest
+import yaml
 from playwright.sync_api import expect, sync_playwright
+from websockets.exceptions import ConnectionClosedOK, InvalidStatus
+from websockets.sync.client import connect
 
 from tests.conftest import ARTIFACTS, REPO, Services, free_port, libpq_dsn, wait_until
-from tests.support.observability import dashboard_expressions, queried_metric_names, rule_expressions
+from tests.support.observability import (
+    PROMETHEUS_CONFIG,
+    dashboard_expressions,
+    queried_metric_names,
+    rule_expressions,
+)
 from tests.support.prometheus import Prometheus
 
 pytestmark = pytest.mark.integration
@@ -59,6 +67,7 @@ class Observed:
     producer_url: str
     consumer_url: str
     database_url: str
+    replay_url: str  # ws://host:port
 
 
 @pytest.fixture()
@@ -68,6 +77,7 @@ def observed(
     suffix = uuid.uuid4().hex[:8]
     raw_topic, dlq_topic = f"binance.raw.{suffix}", f"binance.raw.dlq.{suffix}"
     ws_port, rest_port, api_port, producer_port, consumer_port = (free_port() for _ in range(5))
+    replay_port, replay_metrics_port = free_port(), free_port()
     services.extra_addresses = {
         "fake-binance:9443": f"127.0.0.1:{ws_port}",
         "fake-binance:8090": f"127.0.0.1:{rest_port}",
@@ -107,6 +117,15 @@ def observed(
     )
     services.start("api", {"API_DATABASE_URL": database["api"], "API_PORT": str(api_port)})
     services.start(
+        "replay",
+        {
+            "REPLAY_DATABASE_URL": database["api"],
+            "REPLAY_PORT": str(replay_port),
+            "REPLAY_METRICS_PORT": str(replay_metrics_port),
+            "REPLAY_END_LINGER_S": "0",
+        },
+    )
+    services.start(
         "producer",
         {
             "PRODUCER_RAW_TOPIC": raw_topic,
@@ -125,6 +144,7 @@ def observed(
             "producer:9101": f"127.0.0.1:{producer_port}",
             "consumer:9102": f"127.0.0.1:{consumer_port}",
             "api:8000": f"127.0.0.1:{api_port}",
+            "replay:9104": f"127.0.0.1:{replay_metrics_port}",
         },
     ).start()
     try:
@@ -136,13 +156,36 @@ def observed(
             f"http://127.0.0.1:{producer_port}",
             f"http://127.0.0.1:{consumer_port}",
             database["owner"],
+            f"ws://127.0.0.1:{replay_port}",
         )
     finally:
         prometheus.stop()
 
 
+def scrape_jobs() -> set[str]:
+    """Every job of the repository's scrape configuration: the fixture starts a service for each."""
+    return {job["job_name"] for job in yaml.safe_load(PROMETHEUS_CONFIG.read_text())["scrape_configs"]}
+
+
 def all_targets_up(prometheus: Prometheus) -> bool:
-    return prometheus.target_health() == {"producer": "up", "consumer": "up", "api": "up"}
+    return prometheus.target_health() == dict.fromkeys(scrape_jobs(), "up")
+
+
+def play_a_replay(replay_url: str) -> None:
+    """One replay of what is stored (the replay's counters move), and one unknown path (refused)."""
+    start_ms = int((time.time() - 600) * 1000)
+    frames = 0
+    with connect(f"{replay_url}/ws/btcusdt@trade?start={start_ms}&speed=0", max_size=None) as ws:
+        try:
+            for _frame in ws:
+                frames += 1
+        except ConnectionClosedOK:
+            pass
+        assert ws.close_code == 1000, ws.close_reason
+    assert frames > 0, "the replay sent no stored trade"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{replay_url}/nowhere").close()
+    assert refused.value.response.status_code == 404
 
 
 def fake_fault(fake_rest_url: str, path: str, body: Mapping[str, object]) -> None:
@@ -175,6 +218,7 @@ def test_every_queried_series_exists_and_moves(observed: Observed) -> None:
     wait_until(lambda: (prometheus.scalar("sum(consumer_rows_written_total)") or 0) > 0, 60, "rows stored")
     started = time.time()
     cause_faults(prometheus, observed.fake_rest_url, started)
+    play_a_replay(observed.replay_url)
     for path in ("/v1/prices/latest", "/v1/symbols", "/v1/prices/latest?symbol=BTCUSDT"):
         httpx.get(f"{observed.api_url}{path}", timeout=10)
 

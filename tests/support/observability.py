@@ -90,7 +90,7 @@ def exported_names(expositions: Iterable[str]) -> set[str]:
 
 def service_expositions() -> list[str]:
     """What each service's /metrics would show, from the services' own metric objects, no I/O
-    beyond a refused connection: producer, consumer, api (requests, and the store's freshness)."""
+    beyond a refused connection: producer, consumer, api (requests, and the store's freshness), replay."""
     from api.metrics import ApiMetrics, store_exposition
     from consumer.metrics import ConsumerMetrics
     from producer.app import Ingest
@@ -101,6 +101,7 @@ def service_expositions() -> list[str]:
     from producer.metrics import ProducerCollector
     from producer.publisher import RawPublisher
     from producer.settings import ProducerSettings
+    from replay.metrics import ReplayMetrics
 
     settings = ProducerSettings(symbols=["BTCUSDT"])
     publisher = RawPublisher("127.0.0.1:1", "binance.raw", 10)
@@ -120,4 +121,5 @@ def service_expositions() -> list[str]:
         generate_latest(ConsumerMetrics(CollectorRegistry()).registry).decode(),
         generate_latest(api).decode(),
         store.decode(),
+        generate_latest(ReplayMetrics().registry).decode(),
     ]

@@ -99,13 +99,18 @@ def test_every_rule_and_panel_asks_for_at_least_one_metric() -> None:
 def test_local_prometheus_config_maps_compose_names_to_loopback() -> None:
     config = compose_local.prometheus_config({"consumer:9102": "127.0.0.1:40000"})
     targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in config["scrape_configs"]}
-    assert targets == {"producer": ["127.0.0.1:9101"], "consumer": ["127.0.0.1:40000"], "api": ["127.0.0.1:8000"]}
+    assert targets == {
+        "producer": ["127.0.0.1:9101"],
+        "consumer": ["127.0.0.1:40000"],
+        "api": ["127.0.0.1:8000"],
+        "replay": ["127.0.0.1:9104"],
+    }
     assert config["rule_files"] == [str(RULES_FILE.parent / "*.yml")]
 
 
 def test_compose_publishes_the_metrics_ports_the_services_listen_on() -> None:
     services = compose_local.load_compose()
-    for name, prefix in (("producer", "PRODUCER_"), ("consumer", "CONSUMER_")):
+    for name, prefix in (("producer", "PRODUCER_"), ("consumer", "CONSUMER_"), ("replay", "REPLAY_")):
         environment = services[name]["environment"]
         assert isinstance(environment, dict)
         port = environment[f"{prefix}METRICS_PORT"]
