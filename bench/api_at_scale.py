@@ -411,7 +411,7 @@ AIMS = {"latest price": 5.0, "price at a second": 10.0, "minute high/low": 10.0,
 
 def side_by_side(runs: list[dict[str, Any]]) -> str:
     """p50/p99 of every scenario and concurrency, one column pair per size; then exports and sizes."""
-    heads = [f"{run['trades'] / 1e6:g} M trades" for run in runs]
+    heads = [f"{run['trades'] / 1e6:g} M trades" + "".join(f", {e}" for e in run.get("api_env", [])) for run in runs]
     lines = [
         "| query | connections | aim p99 | " + " | ".join(f"{h} p50 / p99 ms (req/s)" for h in heads) + " |",
         "|---|---:|---:|" + "---:|" * len(runs),
@@ -510,7 +510,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for line in checks:
             log(line)
         port = api_load.free_port()
-        api = api_load.start_api(api_url, port, 1, {})
+        api = api_load.start_api(api_url, port, 1, dict(item.split("=", 1) for item in args.api_env))
         api_load.wait_ready(port)
         answers = check_answers(owner_url, port, args, symbols)
         for line in answers:
@@ -529,6 +529,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "checks": checks + answers,
             "load_average": f"{before} -> {load_average()}",
             "database": name,
+            "api_env": args.api_env,
         }
         return figures
     finally:
@@ -554,6 +555,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     parser.add_argument("--database", help="measure a database an earlier --keep run kept (same --trades/--days)")
+    parser.add_argument("--api-env", action="append", default=[], help="extra API_*=value for the api, repeatable")
     parser.add_argument("--side-by-side", nargs="+", type=Path, help="only print the report of these --json files")
     args = parser.parse_args()
     if args.side_by_side:
