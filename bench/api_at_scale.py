@@ -207,9 +207,12 @@ def sizes(owner_url: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
     with closing(psycopg2.connect(dsn(owner_url))) as connection, connection.cursor() as cursor:
         for table in ("trades", "trade_candles_1s", "trade_candles_1m", "stored_id_ranges"):
+            # Rows and partitions of the leaves only: ANALYZE gives the parent the sum of them.
             cursor.execute(
                 "SELECT coalesce(sum(pg_table_size(c.oid)), 0), coalesce(sum(pg_indexes_size(c.oid)), 0),"
-                " coalesce(sum(c.reltuples), 0), count(*) FROM pg_class c WHERE c.oid = to_regclass(%s)"
+                " coalesce(sum(c.reltuples) FILTER (WHERE c.relkind = 'r'), 0),"
+                " count(*) FILTER (WHERE c.relispartition AND c.relname NOT LIKE '%%default')"
+                " FROM pg_class c WHERE c.oid = to_regclass(%s)"
                 " OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = to_regclass(%s))",
                 (table, table),
             )
@@ -441,7 +444,7 @@ def side_by_side(runs: list[dict[str, Any]]) -> str:
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "| store | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(runs)]
     for label, value in (
-        ("trades partitions", lambda run: f"{run['sizes']['trades']['relations'] - 1}"),
+        ("trades partitions (without DEFAULT)", lambda run: f"{run['sizes']['trades']['relations']}"),
         ("trades heap + indexes GB", lambda run: f"{gb(run['sizes']['trades'])}"),
         ("1 s rollup rows / GB", lambda run: rows_and_gb(run["sizes"]["trade_candles_1s"])),
         ("1 m rollup rows / GB", lambda run: rows_and_gb(run["sizes"]["trade_candles_1m"])),
@@ -469,11 +472,15 @@ def rows_and_gb(size: dict[str, int]) -> str:
 
 
 def load_text(run: dict[str, Any]) -> str:
+    if "load_s" not in run["timings"]:
+        return "- (an earlier run's database)"
     seconds = run["timings"]["load_s"]
     return f"{seconds:.0f} ({run['trades'] / seconds:,.0f})"
 
 
 def maintenance_text(timings: dict[str, float]) -> str:
+    if "maintenance_s" not in timings:
+        return "-"
     return f"{timings['maintenance_s']:.0f} / {timings['vacuum_analyze_s']:.0f}"
 
 
