@@ -94,6 +94,13 @@ def create_app(settings: ApiSettings) -> FastAPI:
                 # Every question here is short and index-driven; a JIT compile (50-150 ms, taken
                 # when a plan's estimated cost is high, e.g. a generic plan) would dwarf it.
                 "jit": "off",
+                # A prepared statement over partitioned tables: under PostgreSQL's default (auto)
+                # it is planned anew for every execution, each time over every partition (a custom
+                # plan prunes at plan time and so looks cheaper than the generic plan), and the
+                # planning costs more than the run. The generic plan, planned once per connection,
+                # prunes the partitions when it runs (its parameters known at executor start, the
+                # LATERAL ones per row): the same index probes (docs/benchmarks.md, "API at scale").
+                "plan_cache_mode": settings.db_plan_cache_mode,
             },
         },
     )

@@ -27,6 +27,10 @@ class ApiSettings(BaseSettings):
     # TLS to PostgreSQL (asyncpg's ssl modes). "prefer" uses it when the server offers it; on
     # loopback or a private network "disable" saves about 0.1 ms of CPU per query.
     db_ssl: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    # PostgreSQL's plan_cache_mode for the api's prepared statements: the generic plan by default,
+    # planned once per connection and pruning partitions when it runs (see api/app.py); "auto" is
+    # PostgreSQL's own default, which re-plans over every partition for each execution.
+    db_plan_cache_mode: Literal["force_generic_plan", "auto", "force_custom_plan"] = "force_generic_plan"
 
     # Request limits: GET requests carry their parameters in the query string and no body.
     max_query_string_bytes: Annotated[int, Field(ge=256)] = 4096
