@@ -58,7 +58,7 @@ import api_load  # noqa: E402
 import compose_local  # noqa: E402
 
 from bootstrap.__main__ import migrate  # noqa: E402
-from consumer.sink import prepared_statements  # noqa: E402
+from consumer.sink import PREPARED_STATEMENTS  # noqa: E402
 from fake_binance.exchange_info import load_exchange_info  # noqa: E402
 from maintenance.partitions import run_pass  # noqa: E402
 from schemas.partitions import PARTITIONED_TABLES, Period  # noqa: E402
@@ -146,7 +146,7 @@ def load(owner_url: str, args: argparse.Namespace, symbols: list[tuple[str, floa
     first, last = span_of(args)
     first_us = int(first.timestamp()) * 1_000_000
     span_us = int((last - first).total_seconds()) * 1_000_000
-    insert_new = prepared_statements(0)["insert_new_trades"]
+    insert_new = PREPARED_STATEMENTS["insert_new_trades"]
     timings: dict[str, float] = {}
     with closing(psycopg2.connect(dsn(owner_url))) as connection:
         with connection, connection.cursor() as cursor:
