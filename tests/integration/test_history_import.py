@@ -414,3 +414,50 @@ def test_rest_import_killed_mid_way_resumes_after_its_last_acknowledged_page(
     assert summary_lines(stack)[-1]["records"] <= sum(1 for r in expected if int(r[4]) >= delivered_to)
     wait_until(lambda: len(stored_trades(stack, "BTCUSDT")) >= len(expected), 60, "every trade stored")
     assert stored_trades(stack, "BTCUSDT") == trade_columns(expected)
+
+
+def test_a_rest_import_up_to_now_holds_only_final_records(
+    database: dict[str, str], services: Services, tmp_path: Path
+) -> None:
+    # Live trades on the fake, so that the import's end (now) falls after its newest trade and
+    # inside a kline still open.
+    stack = start_stack(
+        services,
+        database,
+        tmp_path,
+        {"FAKE_BINANCE_TRADES_PER_SECOND": "20", "FAKE_BINANCE_WAIT_FOR_SUBSCRIBER": "false"},
+    )
+    time.sleep(3)
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 120))
+    code = stack.run_history(symbols="BTCUSDT", streams="trade,aggTrade,kline_1m", start=start, end="", source="rest")
+    assert code == 0, stack.services.log_tail("history")
+    held = {
+        stream: max(m["end_ms"] for s, m in raw_markers(stack) if s == stream and m["kind"] == "held")
+        for stream in ("btcusdt@trade", "btcusdt@aggTrade", "btcusdt@kline_1m")
+    }
+
+    def stored_held_end(stream: str) -> object:
+        return stack.query(
+            "SELECT (extract(epoch FROM max(end_time)) * 1000)::bigint FROM coverage"
+            " WHERE symbol = 'BTCUSDT' AND stream = %s AND kind = 'held'",
+            stream.partition("@")[2],
+        )[0][0]
+
+    # Each marker is stored after its records (same partition): then the store has them all.
+    for stream, end_ms in held.items():
+
+        def stored(stream: str = stream, end_ms: int = end_ms) -> bool:
+            return stored_held_end(stream) == end_ms
+
+        wait_until(stored, 60, f"{stream} held")
+    # The kline open at the import's end was published, but the held period ends where it starts.
+    assert stack.query(
+        "SELECT (extract(epoch FROM open_time) * 1000)::bigint, is_closed FROM klines"
+        " WHERE symbol = 'BTCUSDT' AND interval = '1m' ORDER BY open_time DESC LIMIT 1"
+    ) == [(held["btcusdt@kline_1m"], False)]
+    # Trades are held up to the newest one's time (more may follow in its millisecond), not to now.
+    for stream, table in (("btcusdt@trade", "trades"), ("btcusdt@aggTrade", "agg_trades")):
+        [(newest_trade_ms,)] = stack.query(
+            f"SELECT (extract(epoch FROM max(trade_time)) * 1000)::bigint FROM {table} WHERE symbol = 'BTCUSDT'"
+        )
+        assert held[stream] == newest_trade_ms, stream
