@@ -12,7 +12,7 @@ import signal
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
@@ -416,18 +416,27 @@ def test_rest_import_killed_mid_way_resumes_after_its_last_acknowledged_page(
     assert stored_trades(stack, "BTCUSDT") == trade_columns(expected)
 
 
+def _traded_and_quiet(newest_trade_ms: Callable[[], int]) -> bool:
+    try:
+        return newest_trade_ms() < time.time() * 1000 - 2000
+    except (httpx.HTTPError, IndexError):
+        return False  # no trade yet
+
+
 def test_a_rest_import_up_to_now_holds_only_final_records(
     database: dict[str, str], services: Services, tmp_path: Path
 ) -> None:
-    # Live trades on the fake, so that the import's end (now) falls after its newest trade and
-    # inside a kline still open.
-    stack = start_stack(
-        services,
-        database,
-        tmp_path,
-        {"FAKE_BINANCE_TRADES_PER_SECOND": "20", "FAKE_BINANCE_WAIT_FOR_SUBSCRIBER": "false"},
-    )
-    time.sleep(3)
+    # A market that traded a little and went quiet: the import's end (now) falls well after its
+    # newest trade, with no later trade to prove the period up to now over, and inside a kline
+    # still open.
+    quiet = {"FAKE_BINANCE_TRADES_PER_SECOND": "50", "FAKE_BINANCE_MAX_TRADES": "100"}
+    stack = start_stack(services, database, tmp_path, {**quiet, "FAKE_BINANCE_WAIT_FOR_SUBSCRIBER": "false"})
+
+    def newest_trade_at_the_fake_ms() -> int:
+        url = f"{stack.fake_url}/api/v3/trades?symbol=BTCUSDT&limit=1"
+        return int(httpx.get(url, timeout=5).raise_for_status().json()[0]["time"])
+
+    wait_until(lambda: _traded_and_quiet(newest_trade_at_the_fake_ms), 30, "a market that traded and went quiet")
     start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 120))
     code = stack.run_history(symbols="BTCUSDT", streams="trade,aggTrade,kline_1m", start=start, end="", source="rest")
     assert code == 0, stack.services.log_tail("history")
