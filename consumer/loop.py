@@ -35,6 +35,12 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(70_000, 50, 100)
 
 
+class Deferred(Exception):
+    """A write not tried because an earlier batch of its writer failed: it is written after that
+    batch's retry, so that no batch (and no coverage marker in it) commits before the records
+    read before it."""
+
+
 @dataclass
 class Batch:
     messages: list[Message] = field(default_factory=list)
@@ -188,6 +194,9 @@ class RawConsumer:
         # (topic, partition)s of a part whose write was given up: no later offset of theirs may be
         # committed before they are read again.
         self._given_up: set[tuple[str, int]] = set()
+        # Per writer: an earlier write failed and is not yet retried, so the later ones queued
+        # behind it are Deferred. Set and cleared on the writer's thread; reset after a rebalance.
+        self._failed_write = [False] * len(self.sinks)
         self._heartbeat = Heartbeat(settings.heartbeat_path)
         # Offsets this member committed last, per (topic, partition): the lag it reports.
         self._committed: dict[tuple[str, int], int] = {}
@@ -234,10 +243,28 @@ class RawConsumer:
         if parts:
             self._in_flight.append(
                 [
-                    (batch, index, self._writers[index].submit(batch.write_to, self.sinks[index]))
+                    (batch, index, self._writers[index].submit(self._write_in_order, batch, index))
                     for index, batch in parts
                 ]
             )
+
+    def _write_in_order(self, batch: Batch, writer: int) -> Written:
+        """On the writer's thread. A writer's batches commit in the order they were read: once one
+        fails, those queued behind it wait for its retry (the store would otherwise claim a period
+        held, its marker committed, before the failed batch's records were in)."""
+        if self._failed_write[writer]:
+            raise Deferred
+        try:
+            return batch.write_to(self.sinks[writer])
+        except BaseException:
+            self._failed_write[writer] = True
+            raise
+
+    def _write_again(self, batch: Batch, writer: int) -> Written:
+        """On the writer's thread: the retry of the oldest failed or deferred write."""
+        written = batch.write_to(self.sinks[writer])
+        self._failed_write[writer] = False
+        return written
 
     def _parse(self, messages: list[Message]) -> Batch:
         batch = build_batch(messages, self._known_symbols())
@@ -261,6 +288,8 @@ class RawConsumer:
         while self._in_flight:
             self._finish(self._in_flight.popleft(), retry)
         self._given_up.clear()
+        # Nothing is in flight: what failed or was deferred is read again, in order.
+        self._failed_write = [False] * len(self.sinks)
 
     def _finish(self, parts: list[tuple[Batch, int, Future[Written]]], retry: bool) -> None:
         """Waits for one read's parts to be written, then dead-letters their rejects and commits
@@ -271,6 +300,9 @@ class RawConsumer:
         for batch, index, write in parts:
             try:
                 written: Written | None = write.result()
+            except Deferred:
+                # The batches before it are finished (written, or given up): its turn now.
+                written = self._write_deferred(batch, index) if retry and not self._given_up else None
             except Exception as error:  # the database away, or any failure of this write
                 if not retry:
                     log.warning("write failed during a rebalance; its messages will be read again")
@@ -301,6 +333,12 @@ class RawConsumer:
         for batch, index, written in done:
             self._count(batch, written)
             self._on_committed(batch, index)
+
+    def _write_deferred(self, batch: Batch, writer: int) -> Written | None:
+        try:
+            return self._writers[writer].submit(self._write_again, batch, writer).result()
+        except Exception as error:
+            return self._write_until_done(batch, writer, error)
 
     def _on_committed(self, batch: Batch, writer: int) -> None:
         """Called for each part once its rows and offsets are committed (a hook for measurements)."""
@@ -339,7 +377,7 @@ class RawConsumer:
             try:
                 # On the writer's own thread, like every use of its connection; the sink has
                 # already dropped the broken connection and reconnects on this write.
-                written = self._writers[writer].submit(batch.write_to, self.sinks[writer]).result()
+                written = self._writers[writer].submit(self._write_again, batch, writer).result()
             except Exception as next_error:  # still failing: back off further
                 error = next_error
                 continue

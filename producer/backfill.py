@@ -21,8 +21,12 @@ from binance.exceptions import BinanceAPIException, BinanceRequestException
 
 from producer.frames import encode_record, record_id, stream_type
 from producer.gaps import BackfillRange, GapTracker, merge_ranges
+from producer.held_ends import klines_held_end, trades_held_end
 from producer.limits import WeightBudget, backoff_delay
 from producer.publisher import RawPublisher
+from schemas.coverage import CoverageKind, CoverageMarker
+from schemas.kline_intervals import FIXED_INTERVAL_MS
+from schemas.topics import Source
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +53,9 @@ _KLINE_MS = {
 _TRANSIENT_ATTEMPTS = 5
 # Binance's longest IP ban (418) is 3 days: a longer Retry-After is not believed.
 MAX_RETRY_AFTER_S = 3 * 86400.0
-# The id field of each REST record type.
+# The id field of each REST record type, and its time field.
 REST_ID_FIELDS = {"trade": "id", "aggTrade": "a"}
+REST_TIME_FIELDS = {"trade": "time", "aggTrade": "T"}
 
 
 class SymbolError(ValueError):
@@ -403,8 +408,14 @@ class Backfiller:
 
     async def fetch(self, gap: BackfillRange) -> int:
         """Fetch and publish ids gap.first..gap.last (or on until caught up with the live stream)."""
+        published, _ = await self._fetch(gap)
+        return published
+
+    async def _fetch(self, gap: BackfillRange) -> tuple[int, int | None]:
+        """fetch(), and the time of the newest record published (None: none)."""
         kind = stream_type(gap.stream)
-        id_field = REST_ID_FIELDS[kind]
+        id_field, time_field = REST_ID_FIELDS[kind], REST_TIME_FIELDS[kind]
+        newest_ms: int | None = None
         symbol = gap.stream.partition("@")[0].upper()
         from_id = gap.first
         published = 0
@@ -417,6 +428,8 @@ class Backfiller:
             wanted = [r for r, i in zip(page, ids, strict=False) if gap.last is None or i <= gap.last]
             await self.publish(wanted, gap.stream)
             published += len(wanted)
+            if wanted:
+                newest_ms = int(wanted[-1][time_field])
             newest = max(ids)
             self.tracker.filled(gap.stream, from_id, newest if gap.last is None else min(newest, gap.last))
             live = self.tracker.live_id(gap.stream)
@@ -428,7 +441,7 @@ class Backfiller:
             "backfilled",
             extra={"stream": gap.stream, "first": gap.first, "last": gap.last, "records": published},
         )
-        return published
+        return published, newest_ms
 
     async def _page(self, kind: str, symbol: str, from_id: int, limit: int) -> list[dict[str, Any]]:
         page: list[dict[str, Any]]
@@ -489,13 +502,16 @@ class Backfiller:
     # --- start-up lookback ----------------------------------------------------------------------
 
     async def lookback(self, symbols: list[str], stream_types: list[str], intervals: list[str], seconds: float) -> None:
-        """History from `seconds` ago to now: klines of `intervals`, then trades and aggTrades."""
+        """History from `seconds` ago to now: klines of `intervals`, then trades and aggTrades; for
+        each stream a held marker of the period fetched, as far as its records are final
+        (producer/held_ends.py, the history import's rules)."""
         end_ms = int(time.time() * 1000)
         start_ms = end_ms - int(seconds * 1000)
         for symbol in symbols:
             for interval in intervals:
-                count = await self._klines(symbol, interval, start_ms, end_ms)
+                count, held_to = await self._klines_held(symbol, interval, start_ms, end_ms)
                 log.info("lookback klines", extra={"symbol": symbol, "interval": interval, "klines": count})
+                await self._held(f"{symbol.lower()}@kline_{interval}", start_ms, held_to)
             wanted = [kind for kind in ("trade", "aggTrade") if kind in stream_types]
             if not wanted:
                 continue
@@ -509,10 +525,43 @@ class Backfiller:
             # An aggregate trade names its first trade id: the trade id at the window's start.
             starts = {"aggTrade": int(first[0]["a"]), "trade": int(first[0]["f"])}
             for kind in wanted:
-                count = await self.fetch(BackfillRange(f"{symbol.lower()}@{kind}", starts[kind], None))
+                stream = f"{symbol.lower()}@{kind}"
+                count, newest_ms = await self._fetch(BackfillRange(stream, starts[kind], None))
                 log.info("lookback trades", extra={"symbol": symbol, "stream_type": kind, "records": count})
+                # Fetched until caught up with the live stream: no later record proves the newest's millisecond over.
+                await self._held(stream, start_ms, trades_held_end(newest_ms, end_ms, later_record_seen=False))
 
-    async def _klines(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> int:
+    async def _held(self, stream: str, start_ms: int, end_ms: int | None) -> None:
+        """A held marker for [start_ms, end_ms) of `stream`, after its records on their partition."""
+        if end_ms is None or end_ms <= start_ms:
+            return
+        marker = CoverageMarker(CoverageKind.HELD, start_ms, end_ms, Source.REST)
+        while not self.publisher.try_publish_coverage(marker, stream):
+            await asyncio.sleep(0.05)  # the buffer is full: Kafka is behind
+        log.info("lookback held", extra={"stream": stream, "start_ms": start_ms, "end_ms": end_ms})
+
+    async def _klines_held(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> tuple[int, int]:
+        """_klines(), and how far the klines published hold [start_ms, end_ms]: up to the first one
+        still open when its page came."""
+        held_to = end_ms + 1  # endTime is inclusive
+        interval_ms = FIXED_INTERVAL_MS.get(interval, _KLINE_MS["1M"])
+
+        def on_page(page: list[list[Any]], received_ms: int) -> None:
+            nonlocal held_to
+            if page or held_to == end_ms + 1:  # the empty answer after the last page says nothing
+                held_to = min(held_to, klines_held_end(page, end_ms + 1, received_ms, interval_ms))
+
+        count = await self._klines(symbol, interval, start_ms, end_ms, on_page)
+        return count, held_to
+
+    async def _klines(
+        self,
+        symbol: str,
+        interval: str,
+        start_ms: int,
+        end_ms: int,
+        on_page: Callable[[list[list[Any]], int], None] | None = None,
+    ) -> int:
         stream = f"{symbol.lower()}@kline_{interval}"
         count = 0
         next_start = start_ms
@@ -521,6 +570,8 @@ class Backfiller:
                 f"klines {symbol} {interval} startTime={next_start}",
                 lambda start=next_start: self.rest.klines(symbol, interval, start, end_ms, PAGE_LIMIT),  # type: ignore[misc]
             )
+            if on_page is not None:
+                on_page(page, int(time.time() * 1000))  # when the answer came, to tell the open kline
             if not page:
                 break
             await self.publish(page, stream)

@@ -81,8 +81,8 @@ class Importer:
 
     # --- Kafka ----------------------------------------------------------------------------------
 
-    def _send(self, value: bytes, stream: str, source: bytes, request_id: bytes) -> None:
-        received_at_ns = time.time_ns()
+    def _send(self, value: bytes, stream: str, source: bytes, request_id: bytes, received_at_ns: int = 0) -> None:
+        received_at_ns = received_at_ns or time.time_ns()
         while not self.publisher.try_publish(value, stream, source, received_at_ns, request_id):
             time.sleep(0.005)  # the queue is full: Kafka is behind, and history is not time critical
 
@@ -225,7 +225,8 @@ class Importer:
         async for page in self.rest.pages(unit.symbol, unit.stream, start_ms, end_ms):
             request_id = f"history-{page.start_ms}".encode()
             for record in page.records:
-                self._send(encode_record(record), unit.stream_name, _HISTORY, request_id)
+                # Received when REST answered: the consumer tells a kline closed by it, as the page did.
+                self._send(encode_record(record), unit.stream_name, _HISTORY, request_id, page.received_at_ns)
             self._acknowledged()
             self._mark(unit, CoverageKind.HELD, page.start_ms, page.end_ms, Source.HISTORY)
             if page.start_ms < page.end_ms:

@@ -28,6 +28,7 @@ from consumer.settings import ConsumerSettings
 from consumer.sink import ConflictFinder, RowsByTable, Sink, Written
 from fake_binance.server import FakeBinanceThread
 from fake_binance.settings import FakeBinanceSettings
+from schemas.coverage import CoverageKind, CoverageMarker, encode_marker
 from tests.conftest import Services, create_database, drop_database, libpq_dsn, wait_until
 from tests.support.postgres import PrivatePostgres
 
@@ -264,9 +265,9 @@ def test_sigterm_commits_what_was_written_and_a_replay_changes_nothing(
 
 
 def test_no_offset_is_committed_past_a_read_whose_write_was_given_up(feed: Feed, database: dict[str, str]) -> None:
-    """With reads queued behind a failing write, the later reads' writes succeed, but committing
-    their offsets would skip the failed read's messages for good. Stopping while the database is
-    away gives that read up: nothing after it in its partition may be committed."""
+    """Reads queued behind a failing write are not written ahead of it (they wait for its retry),
+    and committing their offsets would skip the failed read's messages for good. Stopping while
+    the database is away gives that read up: nothing after it in its partition may be committed."""
     migrate(database["owner"], api_role="")
     feed.send(range(1, 251), ("BTCUSDT",))  # one partition, read 100 at a time
     settings = ConsumerSettings(
@@ -303,8 +304,8 @@ def test_no_offset_is_committed_past_a_read_whose_write_was_given_up(feed: Feed,
     sink = FirstWriteFails()
     holder.append(RawConsumer(settings, [sink], registry=None))
     holder[0].run()
-    assert sink.writes >= 3, "the later reads were written while the first was failing"
-    assert count_trades(database["owner"]) >= 100  # their rows are in: harmless, idempotent
+    assert sink.writes == 1, "a later read was written while the first was failing"
+    assert count_trades(database["owner"]) == 0
     assert feed.committed(settings.group_id) == 0
 
     # Read again from the committed offsets: every trade arrives.
@@ -318,3 +319,81 @@ def test_no_offset_is_committed_past_a_read_whose_write_was_given_up(feed: Feed,
         again.stopping.set()
         runner.join(30)
     assert_rollups_sum_their_trades(database["owner"])
+
+
+# The planted database fault: the first insert of one trade sleeps (so the reads after it queue
+# behind its write), then fails the write's transaction. A sequence counts, as nextval() is not
+# rolled back with it. Every stored coverage period notes how many trades the store held below
+# its end at that moment, in the same transaction.
+_FAULT_AND_WITNESS = """
+CREATE SEQUENCE planted_fault;
+CREATE FUNCTION planted_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.trade_id = %(failing_id)s AND nextval('planted_fault') = 1 THEN
+        PERFORM pg_sleep(1.5);
+        RAISE EXCEPTION 'planted write failure';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER planted_fault AFTER INSERT ON trades FOR EACH ROW EXECUTE FUNCTION planted_fault();
+CREATE TABLE coverage_witness (end_time timestamptz, trades_before bigint);
+CREATE FUNCTION coverage_witness() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO coverage_witness SELECT NEW.end_time, count(*) FROM trades
+        WHERE symbol = NEW.symbol AND trade_time < NEW.end_time;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER coverage_witness AFTER INSERT OR UPDATE ON coverage FOR EACH ROW
+    WHEN (NEW.kind = 'held') EXECUTE FUNCTION coverage_witness();
+"""
+
+
+def send_trades_with_markers(feed: Feed, last_id: int, every: int) -> None:
+    """BTCUSDT trades 1..last_id, each `every` followed by the held marker of the period so far."""
+    producer = Producer({"bootstrap.servers": feed.bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    stream = [("stream", b"btcusdt@trade")]
+    for trade_id in range(1, last_id + 1):
+        producer.produce(feed.topic, trade_frame("BTCUSDT", trade_id), b"BTCUSDT", headers=[*stream, ("source", b"ws")])
+        if trade_id % every == 0:
+            marker = CoverageMarker(CoverageKind.HELD, T0_MS, T0_MS + trade_id * 7 + 1, "ws")
+            producer.produce(feed.topic, encode_marker(marker), b"BTCUSDT", headers=[*stream, ("source", b"coverage")])
+    assert producer.flush(30) == 0
+
+
+def test_a_failed_write_is_retried_before_the_later_reads_so_no_marker_precedes_its_records(
+    feed: Feed, database: dict[str, str]
+) -> None:
+    migrate(database["owner"], api_role="")
+    with closing(psycopg2.connect(libpq_dsn(database["owner"]))) as connection, connection.cursor() as cursor:
+        cursor.execute(_FAULT_AND_WITNESS, {"failing_id": 60})
+        connection.commit()
+    send_trades_with_markers(feed, 400, every=50)  # one partition, read 100 messages at a time
+    settings = ConsumerSettings(
+        kafka_bootstrap_servers=feed.bootstrap,
+        raw_topic=feed.topic,
+        dlq_topic=f"{feed.topic}.dlq",
+        group_id=f"in-order-{uuid.uuid4().hex[:6]}",
+        database_url=database["owner"],
+        batch_max_messages=100,
+        writers=1,
+        batches_in_flight=3,
+        retry_min_s=0.2,
+    )
+    consumer = RawConsumer(settings, [Sink(database["owner"])], registry=None)
+    runner = threading.Thread(target=consumer.run)
+    runner.start()
+    try:
+        wait_until(lambda: count_trades(database["owner"]) == 400, 60, "all 400 trades stored")
+        wait_until(lambda: feed.committed(settings.group_id) == 408, 30, "offsets committed to the end")
+    finally:
+        consumer.stopping.set()
+        runner.join(30)
+    with closing(psycopg2.connect(libpq_dsn(database["owner"]))) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT nextval('planted_fault')")
+        assert cursor.fetchone()[0] > 1, "the planted fault never fired"
+        cursor.execute(
+            "SELECT (extract(epoch FROM end_time) * 1000)::bigint, trades_before FROM coverage_witness ORDER BY 1"
+        )
+        witnessed = cursor.fetchall()
+    # Each held period was stored only with every trade below its end already in.
+    assert witnessed and all(trades_before == (end_ms - 1 - T0_MS) // 7 for end_ms, trades_before in witnessed)

@@ -12,7 +12,7 @@ import signal
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
@@ -414,3 +414,59 @@ def test_rest_import_killed_mid_way_resumes_after_its_last_acknowledged_page(
     assert summary_lines(stack)[-1]["records"] <= sum(1 for r in expected if int(r[4]) >= delivered_to)
     wait_until(lambda: len(stored_trades(stack, "BTCUSDT")) >= len(expected), 60, "every trade stored")
     assert stored_trades(stack, "BTCUSDT") == trade_columns(expected)
+
+
+def _traded_and_quiet(newest_trade_ms: Callable[[], int]) -> bool:
+    try:
+        return newest_trade_ms() < time.time() * 1000 - 2000
+    except (httpx.HTTPError, IndexError):
+        return False  # no trade yet
+
+
+def test_a_rest_import_up_to_now_holds_only_final_records(
+    database: dict[str, str], services: Services, tmp_path: Path
+) -> None:
+    # A market that traded a little and went quiet: the import's end (now) falls well after its
+    # newest trade, with no later trade to prove the period up to now over, and inside a kline
+    # still open.
+    quiet = {"FAKE_BINANCE_TRADES_PER_SECOND": "50", "FAKE_BINANCE_MAX_TRADES": "100"}
+    stack = start_stack(services, database, tmp_path, {**quiet, "FAKE_BINANCE_WAIT_FOR_SUBSCRIBER": "false"})
+
+    def newest_trade_at_the_fake_ms() -> int:
+        url = f"{stack.fake_url}/api/v3/trades?symbol=BTCUSDT&limit=1"
+        return int(httpx.get(url, timeout=5).raise_for_status().json()[0]["time"])
+
+    wait_until(lambda: _traded_and_quiet(newest_trade_at_the_fake_ms), 30, "a market that traded and went quiet")
+    start = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 120))
+    code = stack.run_history(symbols="BTCUSDT", streams="trade,aggTrade,kline_1m", start=start, end="", source="rest")
+    assert code == 0, stack.services.log_tail("history")
+    held = {
+        stream: max(m["end_ms"] for s, m in raw_markers(stack) if s == stream and m["kind"] == "held")
+        for stream in ("btcusdt@trade", "btcusdt@aggTrade", "btcusdt@kline_1m")
+    }
+
+    def stored_held_end(stream: str) -> object:
+        return stack.query(
+            "SELECT (extract(epoch FROM max(end_time)) * 1000)::bigint FROM coverage"
+            " WHERE symbol = 'BTCUSDT' AND stream = %s AND kind = 'held'",
+            stream.partition("@")[2],
+        )[0][0]
+
+    # Each marker is stored after its records (same partition): then the store has them all.
+    for stream, end_ms in held.items():
+
+        def stored(stream: str = stream, end_ms: int = end_ms) -> bool:
+            return stored_held_end(stream) == end_ms
+
+        wait_until(stored, 60, f"{stream} held")
+    # The kline open at the import's end was published, but the held period ends where it starts.
+    assert stack.query(
+        "SELECT (extract(epoch FROM open_time) * 1000)::bigint, is_closed FROM klines"
+        " WHERE symbol = 'BTCUSDT' AND interval = '1m' ORDER BY open_time DESC LIMIT 1"
+    ) == [(held["btcusdt@kline_1m"], False)]
+    # Trades are held up to the newest one's time (more may follow in its millisecond), not to now.
+    for stream, table in (("btcusdt@trade", "trades"), ("btcusdt@aggTrade", "agg_trades")):
+        [(newest_trade_ms,)] = stack.query(
+            f"SELECT (extract(epoch FROM max(trade_time)) * 1000)::bigint FROM {table} WHERE symbol = 'BTCUSDT'"
+        )
+        assert held[stream] == newest_trade_ms, stream

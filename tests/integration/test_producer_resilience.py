@@ -497,6 +497,26 @@ def test_lookback_backfill_fetches_history_before_the_stream(start_fake: Any, to
     klines = [m for m in topic.read() if m.stream == "btcusdt@kline_1m" and m.source == "rest"]
     assert klines and all(isinstance(orjson.loads(k.value), list) for k in klines)
     assert producer.stop() == 0
+    assert_lookback_held(topic.read())
+
+
+def assert_lookback_held(messages: list[RawMessage]) -> None:
+    """Each stream of the lookback has one held marker (origin rest) after its records, up to
+    the newest trade's time, or the start of the kline still open."""
+    # The time field of each stream's REST records; the newest kline is the one open now.
+    time_fields: dict[str, str | int] = {"btcusdt@trade": "time", "btcusdt@aggTrade": "T", "btcusdt@kline_1m": 0}
+    for stream, time_field in time_fields.items():
+        positions = [i for i, m in enumerate(messages) if m.stream == stream and m.source == "rest"]
+        held = [
+            (i, orjson.loads(m.value))
+            for i, m in enumerate(messages)
+            if m.stream == stream and m.source == "coverage" and orjson.loads(m.value)["origin"] == "rest"
+        ]
+        assert len(held) == 1, (stream, held)
+        [(position, marker)] = held
+        assert position > max(positions), stream
+        assert marker["kind"] == "held"
+        assert marker["end_ms"] == max(orjson.loads(messages[i].value)[time_field] for i in positions), stream
 
 
 def test_kafka_outage_is_buffered_and_what_overflowed_comes_back_over_rest(
