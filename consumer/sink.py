@@ -118,12 +118,14 @@ overlap AS (
 
 
 def _id_ranges(kind: str, ids: str) -> str:
-    """Widens stored_id_ranges by `ids` (symbol, first_id, last_id)."""
+    """Widens stored_id_ranges by `ids` (symbol, first_id, last_id) and stamps each symbol's row
+    with the batch's time (/v1/status's last ingestion; the row is rewritten anyway)."""
     return f"""
     INSERT INTO stored_id_ranges AS r (kind, symbol, first_id, last_id)
     SELECT '{kind}', symbol, min(first_id), max(last_id) FROM ({ids}) AS ids GROUP BY symbol
     ON CONFLICT (kind, symbol) DO UPDATE SET
-        first_id = least(r.first_id, excluded.first_id), last_id = greatest(r.last_id, excluded.last_id)"""
+        first_id = least(r.first_id, excluded.first_id), last_id = greatest(r.last_id, excluded.last_id),
+        updated_at = now()"""
 
 
 def _new_rows(merge: bool, staging: str, table: str, id_column: str) -> tuple[str, str]:
@@ -335,6 +337,11 @@ WHERE (s.price, s.quantity, s.first_trade_id, s.last_trade_id, {_US.format("s.tr
 
 # The hot path's lines (consumer/trade_lines.py) carry the columns in the order of a trade frame.
 _COPY_TRADES = f"COPY trades_staging ({trade_lines.COPY_COLUMNS}) FROM STDIN"
+# The other rows are consumer/parse.py's named tuples, in their fields' order: named, so that no
+# table's column order matters.
+_COPY_AGG_TRADES = f"COPY agg_trades_staging ({', '.join(AggTradeRow._fields)}) FROM STDIN"
+_COPY_KLINES = f"COPY klines_staging ({', '.join(KlineRow._fields)}) FROM STDIN"
+_COPY_BOOK_TICKERS = f"COPY book_tickers_staging ({', '.join(BookTickerRow._fields)}) FROM STDIN"
 
 
 def copy_text(rows: Iterable[tuple[object, ...]]) -> io.StringIO:
@@ -502,17 +509,15 @@ class Sink:
                     written.trades, merged = self._insert_once(cursor, "trades")
                     conflicts += self._conflicts(cursor, "trades") if merged else []
                 if rows.agg_trades:
-                    cursor.copy_expert("COPY agg_trades_staging FROM STDIN", copy_text(rows.agg_trades), _COPY_CHUNK)
+                    cursor.copy_expert(_COPY_AGG_TRADES, copy_text(rows.agg_trades), _COPY_CHUNK)
                     written.agg_trades, merged = self._insert_once(cursor, "agg_trades")
                     conflicts += self._conflicts(cursor, "agg_trades") if merged else []
                 if rows.klines:
-                    cursor.copy_expert("COPY klines_staging FROM STDIN", copy_text(rows.klines), _COPY_CHUNK)
+                    cursor.copy_expert(_COPY_KLINES, copy_text(rows.klines), _COPY_CHUNK)
                     cursor.execute("EXECUTE move_klines")
                     written.klines = cursor.rowcount
                 if rows.book_tickers:
-                    cursor.copy_expert(
-                        "COPY book_tickers_staging FROM STDIN", copy_text(rows.book_tickers), _COPY_CHUNK
-                    )
+                    cursor.copy_expert(_COPY_BOOK_TICKERS, copy_text(rows.book_tickers), _COPY_CHUNK)
                     if self._book_ticker_sample_us:
                         written.book_tickers, _ = self._insert_once(
                             cursor, "sampled_book_tickers", {"sample_us": self._book_ticker_sample_us}

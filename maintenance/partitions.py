@@ -72,11 +72,13 @@ def _attach(cursor: Any, table: PartitionedTable, start: datetime) -> int:
     bounds = (start, next_period(start, table.period))
     cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(default))
     cursor.execute(sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)").format(name, parent))
+    # Named columns: a partition may lay its columns out in another order than its parent.
+    columns = sql.SQL(", ").join(map(sql.Identifier, _columns(cursor, table)))
     cursor.execute(
         sql.SQL(
-            "WITH moved AS (DELETE FROM {default} WHERE {column} >= %s AND {column} < %s RETURNING *)"
-            " INSERT INTO {name} SELECT * FROM moved"
-        ).format(default=default, column=column, name=name),
+            "WITH moved AS (DELETE FROM {default} WHERE {column} >= %s AND {column} < %s RETURNING {columns})"
+            " INSERT INTO {name} ({columns}) SELECT {columns} FROM moved"
+        ).format(default=default, column=column, name=name, columns=columns),
         bounds,
     )
     moved: int = cursor.rowcount
@@ -84,6 +86,15 @@ def _attach(cursor: Any, table: PartitionedTable, start: datetime) -> int:
         sql.SQL("ALTER TABLE {} ATTACH PARTITION {} FOR VALUES FROM (%s) TO (%s)").format(parent, name), bounds
     )
     return moved
+
+
+def _columns(cursor: Any, table: PartitionedTable) -> list[str]:
+    cursor.execute(
+        "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped"
+        " ORDER BY attnum",
+        (table.name,),
+    )
+    return [row[0] for row in cursor.fetchall()]
 
 
 def _periods_in_default(cursor: Any, table: PartitionedTable) -> list[datetime]:
@@ -146,9 +157,12 @@ def compact_closed(connection: Any, table: PartitionedTable, now: datetime, repo
     """Rebuilds the indexes of the partitions whose period is over, once each. Rows arrive for
     hundreds of symbols at once, so every symbol's end of the primary key takes inserts and B-tree
     pages split half full: a day's primary key is about twice the size of a freshly built one
-    (docs/benchmarks.md). REINDEX CONCURRENTLY builds the new index beside the old one and takes no
-    lock that stops reads or writes; it runs outside a transaction, so `connection` must be in
-    autocommit mode. The partition's comment marks it done."""
+    (docs/benchmarks.md). A closed period takes few writes more (a late backfill at most), so its
+    indexes are set to fillfactor 100 first and the rebuild packs every leaf full (the default 90
+    leaves room for inserts, which the live partition keeps). REINDEX CONCURRENTLY builds the new
+    index beside the old one and takes no lock that stops reads or writes (nor does setting the
+    fillfactor); it runs outside a transaction, so `connection` must be in autocommit mode. The
+    partition's comment marks it done."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
@@ -162,6 +176,13 @@ def compact_closed(connection: Any, table: PartitionedTable, now: datetime, repo
             start = period_start(_parse_suffix(name.removeprefix(f"{table.name}_p"), table), table.period)
             if next_period(start, table.period) + COMPACT_AFTER > now:
                 continue
+            cursor.execute(
+                "SELECT c.relname FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+                " WHERE x.indrelid = to_regclass(%s) ORDER BY 1",
+                (name,),
+            )
+            for (index,) in cursor.fetchall():
+                cursor.execute(sql.SQL("ALTER INDEX {} SET (fillfactor = 100)").format(sql.Identifier(index)))
             cursor.execute(sql.SQL("REINDEX TABLE CONCURRENTLY {}").format(sql.Identifier(name)))
             cursor.execute(sql.SQL("COMMENT ON TABLE {} IS %s").format(sql.Identifier(name)), (_COMPACTED,))
             report.compacted.append(name)

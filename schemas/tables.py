@@ -20,18 +20,23 @@ from sqlalchemy.dialects.postgresql import JSONB
 metadata = MetaData()
 
 # Unconstrained NUMERIC keeps Binance's decimal strings exactly, trailing zeros included.
+# Columns in alignment order in every time-series table (migration 0007): the 8-byte ones (ids,
+# times, counts) first, then booleans, then the variable-width ones (text, numerics), which need
+# no padding: a bigint or timestamptz after a text would pad to 8 bytes. Writers name their
+# columns, so the order is only the disk's business.
 trades = Table(
     "trades",
     metadata,
-    Column("symbol", Text, nullable=False),
     Column("trade_id", BigInteger, nullable=False),
+    Column("trade_time", DateTime(timezone=True), nullable=False),
+    # When Binance emitted the event; REST backfill records carry none. The replay serves it.
+    Column("event_time", DateTime(timezone=True), nullable=True),
+    Column("buyer_is_maker", Boolean, nullable=False),
+    Column("symbol", Text, nullable=False),
     Column("price", Numeric, nullable=False),
     Column("quantity", Numeric, nullable=False),
-    Column("trade_time", DateTime(timezone=True), nullable=False),
-    Column("buyer_is_maker", Boolean, nullable=False),
-    # When Binance emitted the event; REST backfill records carry none.
-    Column("event_time", DateTime(timezone=True), nullable=True),
-    Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # No ingested_at (8 bytes a row): when a symbol's trades were last stored is
+    # stored_id_ranges.updated_at, which the consumer upserts with every batch anyway.
     # Binance trade ids are unique per symbol: this key is what makes redelivery harmless. It holds
     # the partition key too (PostgreSQL's rule for a partitioned table's unique keys), so it is
     # unique per partition only: consumer/sink.py keeps (symbol, trade_id) unique across them.
@@ -46,17 +51,16 @@ trades = Table(
 agg_trades = Table(
     "agg_trades",
     metadata,
-    Column("symbol", Text, nullable=False),
     Column("agg_trade_id", BigInteger, nullable=False),
-    Column("price", Numeric, nullable=False),
-    Column("quantity", Numeric, nullable=False),
     Column("first_trade_id", BigInteger, nullable=False),
     Column("last_trade_id", BigInteger, nullable=False),
     Column("trade_time", DateTime(timezone=True), nullable=False),
-    Column("buyer_is_maker", Boolean, nullable=False),
     # REST records carry no event time.
     Column("event_time", DateTime(timezone=True), nullable=True),
-    Column("ingested_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("buyer_is_maker", Boolean, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("price", Numeric, nullable=False),
+    Column("quantity", Numeric, nullable=False),
     PrimaryKeyConstraint("symbol", "agg_trade_id", "trade_time", name="agg_trades_pkey"),
     postgresql_partition_by="RANGE (trade_time)",
 )
@@ -67,25 +71,25 @@ Index("agg_trades_symbol_trade_time_idx", agg_trades.c.symbol, agg_trades.c.trad
 klines = Table(
     "klines",
     metadata,
-    Column("symbol", Text, nullable=False),
-    Column("interval", Text, nullable=False),
     Column("open_time", DateTime(timezone=True), nullable=False),
     Column("close_time", DateTime(timezone=True), nullable=False),
+    Column("trade_count", BigInteger, nullable=False),
+    Column("first_trade_id", BigInteger, nullable=True),
+    Column("last_trade_id", BigInteger, nullable=True),
+    Column("event_time", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("is_closed", Boolean, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("interval", Text, nullable=False),
+    Column("source", Text, nullable=False),
     Column("open", Numeric, nullable=False),
     Column("high", Numeric, nullable=False),
     Column("low", Numeric, nullable=False),
     Column("close", Numeric, nullable=False),
     Column("volume", Numeric, nullable=False),
     Column("quote_volume", Numeric, nullable=False),
-    Column("trade_count", BigInteger, nullable=False),
     Column("taker_buy_base_volume", Numeric, nullable=False),
     Column("taker_buy_quote_volume", Numeric, nullable=False),
-    Column("first_trade_id", BigInteger, nullable=True),
-    Column("last_trade_id", BigInteger, nullable=True),
-    Column("is_closed", Boolean, nullable=False),
-    Column("event_time", DateTime(timezone=True), nullable=True),
-    Column("source", Text, nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("symbol", "interval", "open_time", name="klines_pkey"),
     postgresql_partition_by="RANGE (open_time)",
 )
@@ -95,13 +99,13 @@ klines = Table(
 book_tickers = Table(
     "book_tickers",
     metadata,
-    Column("symbol", Text, nullable=False),
     Column("update_id", BigInteger, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("symbol", Text, nullable=False),
     Column("bid_price", Numeric, nullable=False),
     Column("bid_quantity", Numeric, nullable=False),
     Column("ask_price", Numeric, nullable=False),
     Column("ask_quantity", Numeric, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False),
     PrimaryKeyConstraint("symbol", "received_at", "update_id", name="book_tickers_pkey"),
     postgresql_partition_by="RANGE (received_at)",
 )
@@ -128,19 +132,19 @@ def _trade_candles(name: str) -> Table:
     return Table(
         name,
         metadata,
-        Column("symbol", Text, nullable=False),
         Column("open_time", DateTime(timezone=True), nullable=False),
+        Column("trade_count", BigInteger, nullable=False),
+        Column("first_trade_id", BigInteger, nullable=False),
+        Column("last_trade_id", BigInteger, nullable=False),
+        Column("symbol", Text, nullable=False),
         Column("open", Numeric, nullable=False),
         Column("high", Numeric, nullable=False),
         Column("low", Numeric, nullable=False),
         Column("close", Numeric, nullable=False),
         Column("volume", Numeric, nullable=False),
         Column("quote_volume", Numeric, nullable=False),
-        Column("trade_count", BigInteger, nullable=False),
         Column("taker_buy_base_volume", Numeric, nullable=False),
         Column("taker_buy_quote_volume", Numeric, nullable=False),
-        Column("first_trade_id", BigInteger, nullable=False),
-        Column("last_trade_id", BigInteger, nullable=False),
         # Sum of the trade prices, for the mean price of a range without reading its trades.
         Column("price_sum", Numeric, nullable=False),
         PrimaryKeyConstraint("symbol", "open_time", name=f"{name}_pkey"),
@@ -183,6 +187,9 @@ stored_id_ranges = Table(
     Column("symbol", Text, nullable=False),
     Column("first_id", BigInteger, nullable=False),
     Column("last_id", BigInteger, nullable=False),
+    # When the consumer last stored rows of this kind and symbol (set with every batch that does):
+    # what /v1/status reports as a symbol's last ingestion.
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     PrimaryKeyConstraint("kind", "symbol", name="stored_id_ranges_pkey"),
 )
 

@@ -7,7 +7,7 @@ from sqlalchemy import RowMapping, func, select, true
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.queries.edge_trades import edge_trade, rollup_symbols
-from schemas.tables import consumer_lag, dead_letters, trades
+from schemas.tables import consumer_lag, dead_letters, stored_id_ranges, trades
 
 RECENT = timedelta(hours=24)
 
@@ -37,21 +37,23 @@ async def dead_letter_counts(connection: AsyncConnection) -> list[RowMapping]:
 
 
 async def newest_trade_per_symbol(connection: AsyncConnection) -> list[RowMapping]:
-    """Each symbol's newest trade (latest time; the largest id among equal times): its id, its
-    time on the exchange, and when it was stored.
+    """Each symbol's newest trade (latest time; the largest id among equal times): its id and its
+    time on the exchange; and when the consumer last stored trades of the symbol (`ingested_at`:
+    stored_id_ranges.updated_at, stamped by every batch that stores some, in their transaction).
 
     A loose index scan of the 1-second rollup, then each symbol's newest second and its latest
-    trade (see edge_trades): a few index probes per symbol instead of reading every trade."""
+    trade (see edge_trades), then its id range row: a few index probes per symbol instead of
+    reading every trade."""
     seen = rollup_symbols()
-    second, newest = edge_trade(
-        seen.c.symbol,
-        (trades.c.trade_id, trades.c.trade_time, trades.c.ingested_at),
-        newest=True,
-        name="newest",
-    )
+    second, newest = edge_trade(seen.c.symbol, (trades.c.trade_id, trades.c.trade_time), newest=True, name="newest")
+    ranges = stored_id_ranges
     query = (
-        select(seen.c.symbol, newest)
-        .select_from(seen.join(second, true()).join(newest, true()))
+        select(seen.c.symbol, newest, ranges.c.updated_at.label("ingested_at"))
+        .select_from(
+            seen.join(second, true())
+            .join(newest, true())
+            .join(ranges, (ranges.c.kind == "trades") & (ranges.c.symbol == seen.c.symbol))
+        )
         .order_by(seen.c.symbol)
     )
     return list((await connection.execute(query)).mappings().all())

@@ -52,7 +52,7 @@ class SymbolFreshness(BaseModel):
     symbol: str
     last_trade_id: int
     last_trade_time: datetime = Field(description="the newest stored trade's time on the exchange")
-    last_ingested_at: datetime = Field(description="when that trade was stored")
+    last_ingested_at: datetime = Field(description="when the consumer last stored trades of this symbol")
 
 
 class PipelineStatus(BaseModel):

@@ -100,7 +100,8 @@ class Store:
         connection.close()
 
     def trades(self, trades: Sequence[TradeRow]) -> None:
-        """Trades and both rollups, in one go (as the consumer commits them together)."""
+        """Trades, both rollups and the symbols' id ranges, in one go (as the consumer commits them
+        together; /v1/status reads a symbol's last ingestion from its id range row)."""
         self._execute_values(
             "INSERT INTO trades (symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time) VALUES %s",
             [
@@ -122,6 +123,13 @@ class Store:
         )
         for table, unit_ms in (("trade_candles_1s", 1000), ("trade_candles_1m", 60_000)):
             self._execute_values(f"INSERT INTO {table} ({columns}) VALUES %s", rollup_rows(trades, unit_ms))
+        self._execute_values(
+            "INSERT INTO stored_id_ranges AS r (kind, symbol, first_id, last_id)"
+            " SELECT 'trades', symbol, min(id), max(id) FROM (VALUES %s) AS v (symbol, id) GROUP BY symbol"
+            " ON CONFLICT (kind, symbol) DO UPDATE SET first_id = least(r.first_id, excluded.first_id),"
+            " last_id = greatest(r.last_id, excluded.last_id), updated_at = now()",
+            [(t.symbol, t.trade_id) for t in trades],
+        )
 
     def symbols(self, entries: Sequence[dict[str, Any]]) -> None:
         self._execute_values(

@@ -43,7 +43,9 @@ def insert_trades(owner_url: str, symbol: str, times: list[datetime]) -> None:
             )
         for table, unit in (("trade_candles_1s", "second"), ("trade_candles_1m", "minute")):
             cursor.execute(
-                f"INSERT INTO {table} SELECT symbol, date_trunc(%s, trade_time), min(price), max(price), min(price),"
+                f"INSERT INTO {table} (symbol, open_time, open, high, low, close, volume, quote_volume, trade_count,"
+                " taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, price_sum)"
+                " SELECT symbol, date_trunc(%s, trade_time), min(price), max(price), min(price),"
                 " max(price), sum(quantity), sum(price * quantity), count(*),"
                 " coalesce(sum(quantity) FILTER (WHERE NOT buyer_is_maker), 0),"
                 " coalesce(sum(price * quantity) FILTER (WHERE NOT buyer_is_maker), 0),"

@@ -109,7 +109,10 @@ def table_state(database_url: str) -> dict[str, list[tuple[object, ...]]]:
         ):
             columns = "symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time"
             if table != "trades":
-                columns = "*"
+                columns = (
+                    "symbol, open_time, open, high, low, close, volume, quote_volume, trade_count,"
+                    " taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, price_sum"
+                )
             cursor.execute(f"SELECT {columns} FROM {table} ORDER BY {order}")  # constant names
             state[table] = list(cursor.fetchall())
         return state

@@ -1,10 +1,12 @@
 """The Alembic migrations create exactly the tables of schemas/tables.py, and undo cleanly."""
 
+import re
 import subprocess
 import sys
 from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -169,7 +171,8 @@ def test_0005_moves_every_row_into_time_partitions_and_back(database: dict[str, 
     before = {table.name: dump(owner, table.name) for table in PARTITIONED_TABLES}
     assert all(len(rows) == 18 for name, rows in before.items() if name != "trade_candles_1m")
 
-    upgraded = alembic(owner, "upgrade", "head")
+    # Up to 0006 only: 0007 lays the rows out anew (its own test below).
+    upgraded = alembic(owner, "upgrade", "0006")
     assert upgraded.returncode == 0, upgraded.stderr
     for table in PARTITIONED_TABLES:
         assert dump(owner, table.name) == before[table.name], table.name
@@ -187,10 +190,140 @@ def test_0005_moves_every_row_into_time_partitions_and_back(database: dict[str, 
             ("trades", "BTCUSDT", 1, 9),
             ("trades", "ETHUSDT", 1, 9),
         ]
-    checked = alembic(owner, "check")
-    assert checked.returncode == 0, checked.stdout + checked.stderr
 
     downgraded = alembic(owner, "downgrade", "0004")
     assert downgraded.returncode == 0, downgraded.stderr
     for table in PARTITIONED_TABLES:
         assert dump(owner, table.name) == before[table.name], table.name
+
+
+def rows_by_name(database_url: str, table: str) -> list[str]:
+    """Every row of `table` as JSON keyed by column name, without ingested_at, in a fixed order:
+    equal whatever the columns' order. Numerics keep their digits, times their microseconds."""
+    with closing(psycopg2.connect(libpq_dsn(database_url))) as connection, connection.cursor() as cursor:
+        cursor.execute(f"SELECT (to_jsonb(t) - 'ingested_at')::text FROM {table} t ORDER BY 1")  # constant names
+        return [row[0] for row in cursor.fetchall()]
+
+
+def layout(database_url: str, table: str) -> dict[str, Any]:
+    """The columns in order, and per partition its bounds, comment, and indexes with their
+    definitions, constraint names and storage options."""
+    with closing(psycopg2.connect(libpq_dsn(database_url))) as connection, connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute"
+            " WHERE attrelid = to_regclass(%s) AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            (table,),
+        )
+        columns = cursor.fetchall()
+        cursor.execute(
+            "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid), obj_description(c.oid, 'pg_class')"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = to_regclass(%s)"
+            " ORDER BY 1",
+            (table,),
+        )
+        partitions = cursor.fetchall()
+        indexes = {}
+        for relation in [table, *(name for name, _, _ in partitions)]:
+            cursor.execute(
+                "SELECT c.relname, pg_get_indexdef(c.oid), c.reloptions, k.conname FROM pg_index x"
+                " JOIN pg_class c ON c.oid = x.indexrelid LEFT JOIN pg_constraint k ON k.conindid = c.oid"
+                " WHERE x.indrelid = to_regclass(%s) ORDER BY 1",
+                (relation,),
+            )
+            indexes[relation] = cursor.fetchall()
+        return {"columns": columns, "partitions": partitions, "indexes": indexes}
+
+
+def without_storage_options(shape: dict[str, Any]) -> dict[str, Any]:
+    """The layout but for the indexes' fillfactor (in the definition's WITH and the options)."""
+    return {
+        **shape,
+        "indexes": {
+            relation: [
+                (name, re.sub(r" WITH \(.*\)$", "", definition), None, constraint)
+                for name, definition, _, constraint in v
+            ]
+            for relation, v in shape["indexes"].items()
+        },
+    }
+
+
+def test_0007_lays_every_row_out_anew_without_losing_one_and_back(database: dict[str, str]) -> None:
+    """Rows over days and months, one waiting in a DEFAULT partition, a compacted partition and a
+    grant: after 0007 every row is there (by column name), in the partitions it was in, under the
+    same index and constraint names, the columns in schemas/tables.py's order; when each symbol's
+    trades were last stored moved to stored_id_ranges; and the downgrade brings back 0006 exactly."""
+    from schemas.tables import metadata
+
+    slimmed = ("trades", "agg_trades", "trade_candles_1s", "trade_candles_1m", "book_tickers", "klines")
+    owner = database["owner"]
+    assert alembic(owner, "upgrade", "0004").returncode == 0
+    fill_0004_layout(owner)
+    assert alembic(owner, "upgrade", "0006").returncode == 0
+    with closing(psycopg2.connect(libpq_dsn(owner))) as connection, connection, connection.cursor() as cursor:
+        # A row of a period without its partition (DEFAULT), stored later than the others.
+        cursor.execute(
+            "INSERT INTO trades (symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time,"
+            " ingested_at) VALUES ('ETHUSDT', 99, 1.10, 2, '2027-01-05T00:00:00.000001Z', true, NULL,"
+            " '2027-01-05T00:00:01Z')"
+        )
+        cursor.execute("UPDATE trades SET ingested_at = trade_time + interval '3 ms' WHERE trade_id < 99")
+        cursor.execute("UPDATE agg_trades SET ingested_at = trade_time + interval '5 ms'")
+        cursor.execute("COMMENT ON TABLE trades_p20251130 IS 'indexes rebuilt after its period ended'")
+        cursor.execute("GRANT SELECT ON trades, klines TO binance_api")
+        cursor.execute(
+            "SELECT kind, symbol, max(at) FROM (SELECT 'trades' AS kind, symbol, ingested_at AS at"
+            " FROM trades UNION ALL SELECT 'agg_trades', symbol, ingested_at FROM agg_trades) s"
+            " GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        newest_stored = cursor.fetchall()
+    assert partitions_holding_rows(owner, "trades") >= {"trades_default"}
+    before = {table: (rows_by_name(owner, table), layout(owner, table)) for table in slimmed}
+    assert len(before["trades"][0]) == 19
+
+    upgraded = alembic(owner, "upgrade", "0007")
+    assert upgraded.returncode == 0, upgraded.stderr
+    for table in slimmed:
+        rows, shape = before[table]
+        assert rows_by_name(owner, table) == rows, table
+        after = layout(owner, table)
+        assert [c[0] for c in after["columns"]] == [c.name for c in metadata.tables[table].columns], table
+        assert after["partitions"] == shape["partitions"], table
+        assert without_storage_options(after)["indexes"] == without_storage_options(shape)["indexes"], table
+    # The compacted day's key is packed full, as maintenance/ rebuilds a closed day's now.
+    packed = {name: options for name, _, options, _ in layout(owner, "trades")["indexes"]["trades_p20251130"]}
+    assert packed == {"trades_p20251130_pkey": ["fillfactor=100"]}
+    assert all(
+        options is None
+        for partition, indexes in layout(owner, "trades")["indexes"].items()
+        if partition != "trades_p20251130"
+        for _, _, options, _ in indexes
+    )
+    assert partitions_holding_rows(owner, "trades") == before_partitions(owner)
+    with closing(psycopg2.connect(libpq_dsn(owner))) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT kind, symbol, updated_at FROM stored_id_ranges ORDER BY 1, 2")
+        assert cursor.fetchall() == newest_stored
+        cursor.execute("SELECT has_table_privilege('binance_api', 'trades', 'SELECT')")
+        assert cursor.fetchone() == (True,)
+    checked = alembic(owner, "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+    downgraded = alembic(owner, "downgrade", "0006")
+    assert downgraded.returncode == 0, downgraded.stderr
+    for table in slimmed:
+        rows, shape = before[table]
+        assert rows_by_name(owner, table) == rows, table
+        assert without_storage_options(layout(owner, table)) == without_storage_options(shape), table
+    with closing(psycopg2.connect(libpq_dsn(owner))) as connection, connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM trades WHERE ingested_at IS NOT NULL")
+        assert cursor.fetchone() == (19,)
+        cursor.execute(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = 'stored_id_ranges'::regclass"
+            " AND attname = 'updated_at' AND NOT attisdropped"
+        )
+        assert cursor.fetchone() == (0,)
+
+
+def before_partitions(owner: str) -> set[str]:
+    """The trades partitions fill_0004_layout's rows and the DEFAULT row are in."""
+    return {f"trades_p202511{d}" for d in (29, 30)} | {f"trades_p202512{d:02d}" for d in (1, 2)} | {"trades_default"}

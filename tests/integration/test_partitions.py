@@ -294,10 +294,25 @@ def test_a_partition_whose_day_is_over_has_its_indexes_rebuilt_once_and_keeps_it
         size: int = query(owner_url, "SELECT pg_indexes_size('trades_p20261130')")[0][0]
         return size
 
+    def index_options(partition: str) -> list[tuple[str, list[str] | None]]:
+        return query(
+            owner_url,
+            "SELECT c.relname, c.reloptions FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid"
+            f" WHERE x.indrelid = '{partition}'::regclass ORDER BY 1",  # the test's own names
+        )
+
     grown = index_bytes()
     assert maintain(owner_url, MIDNIGHT + timedelta(hours=23)).compacted == []  # the day is not over
+    assert index_options("trades_p20261130") == [("trades_p20261130_pkey", None)]
     report = maintain(owner_url, MIDNIGHT + timedelta(days=1, hours=2))
     assert "trades_p20261130" in report.compacted
+    # Packed full (fillfactor 100, not the default 90): the closed day takes few inserts more.
+    assert index_options("trades_p20261130") == [("trades_p20261130_pkey", ["fillfactor=100"])]
+    assert index_options("trades_p20261201") == [("trades_p20261201_pkey", None)]  # the live day keeps room
+    assert index_options("agg_trades_p20261130") == [
+        ("agg_trades_p20261130_pkey", ["fillfactor=100"]),
+        ("agg_trades_p20261130_symbol_trade_time_idx", ["fillfactor=100"]),
+    ]
     assert index_bytes() < grown * 0.8
     assert "trades_p20261130" not in maintain(owner_url, MIDNIGHT + timedelta(days=1, hours=3)).compacted
     sink = Sink(owner_url)

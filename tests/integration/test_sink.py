@@ -106,7 +106,7 @@ def test_either_way_in_stores_what_writing_each_row_once_stores(owner_url: str, 
             assert not once.merged_batches
         finally:
             once.dispose()
-        # Trades with their 1 s and 1 m rollups, and the other two tables but for ingested_at.
+        # Trades with their 1 s and 1 m rollups, and the other two tables in the columns named here.
         assert table_state(owner_url) == table_state(once_urls["owner"])
         for table, columns in (
             ("agg_trades", "symbol, agg_trade_id, price, quantity, first_trade_id, last_trade_id, trade_time"),

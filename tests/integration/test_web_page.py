@@ -78,7 +78,7 @@ ROLLUP_MERGE = """ON CONFLICT (symbol, open_time) DO UPDATE SET
 
 
 def insert_trade(owner_url: str, trade: TradeRow) -> None:
-    """One trade and its rollups, in one transaction, as the consumer stores them."""
+    """One trade, its rollups and its symbol's id range, in one transaction, as the consumer stores them."""
     with closing(psycopg2.connect(libpq_dsn(owner_url))) as connection, connection, connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO trades (symbol, trade_id, price, quantity, trade_time, buyer_is_maker, event_time)"
@@ -100,6 +100,12 @@ def insert_trade(owner_url: str, trade: TradeRow) -> None:
                 f"INSERT INTO {table} AS r ({ROLLUP_COLUMNS}) VALUES %s {ROLLUP_MERGE}",
                 (row,),
             )
+        cursor.execute(
+            "INSERT INTO stored_id_ranges AS r (kind, symbol, first_id, last_id) VALUES ('trades', %s, %s, %s)"
+            " ON CONFLICT (kind, symbol) DO UPDATE SET first_id = least(r.first_id, excluded.first_id),"
+            " last_id = greatest(r.last_id, excluded.last_id), updated_at = now()",
+            (trade.symbol, trade.trade_id, trade.trade_id),
+        )
 
 
 def insert_pipeline_status(owner_url: str, now: datetime) -> None:
