@@ -33,6 +33,7 @@ from api.candles import Candle, RollupRow, assemble, cap_by_rollup_rows
 from api.intervals import Interval
 from api.params import EPOCH, LAST_DATETIME_MS, from_ms, to_ms
 from api.queries.coverage import holes_overlapping
+from api.queries.retention import latest_horizon
 from schemas.tables import klines, trade_candles_1m, trade_candles_1s
 
 
@@ -66,6 +67,25 @@ async def kline_bounds(
     last = select(opens).where(*where).order_by(opens.desc()).limit(1).scalar_subquery()
     row = (await connection.execute(select(first.label("first"), last.label("last")))).one()
     return None if row.first is None else (row.first, row.last)
+
+
+async def kline_opens_in(
+    connection: AsyncConnection, symbol: str, interval: Interval, start: datetime, stop: datetime
+) -> bool:
+    """Whether a closed kline of `interval` is stored opening in [start, stop): one probe of the
+    klines primary key."""
+    query = select(
+        select(klines.c.open_time)
+        .where(
+            klines.c.symbol == symbol,
+            klines.c.interval == interval.value,
+            klines.c.is_closed,
+            klines.c.open_time >= start,
+            klines.c.open_time < stop,
+        )
+        .exists()
+    )
+    return bool((await connection.execute(query)).scalar())
 
 
 async def stored_klines(
@@ -278,6 +298,11 @@ async def candles(
     if previous_close is not None and hole_ms and hole_ms[0][0] < every_open[0]:
         previous_close = None
     holes = [hole for hole in holes if hole["end_time"] > start]
+    horizon = await latest_horizon(connection, (table.name,))
+    if horizon is not None and to_ms(horizon.kept_since) > every_open[0]:
+        # Before what retention keeps of the rollup, the trades are unknown, as in a hole: only
+        # Binance's klines stored there make candles, and no flat one carries a close into it.
+        hole_ms = sorted([(every_open[0], to_ms(horizon.kept_since)), *hole_ms])
     klines_by_open = await stored_klines(connection, symbol, interval, start, stop) if kline_range else None
     assembled = assemble(interval, every_open, by_open, previous_close, offset_ms, hole_ms, klines_by_open)
     history_count = sum(1 for candle in assembled if candle.open_time < opens[0])

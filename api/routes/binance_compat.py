@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api import retention
 from api.binance_format import (
     Precision,
     agg_trade_object,
@@ -155,6 +156,12 @@ async def _klines(request: Request, connection: AsyncConnection, settings: Setti
     precision = await _symbol_precision(connection, symbol)
     if start is not None and end is not None and start > end:
         return _json([])
+    if start is not None:
+        # Binance's klines open on UTC boundaries: with an offset they are not the candles asked for.
+        stop = from_ms(end + 1) if end is not None else None
+        await retention.require_candles_kept(
+            connection, symbol, interval, "startTime", from_ms(start), stop, with_klines=offset == 0
+        )
     window = await candle_queries.candles(
         connection, symbol, interval, start, end, limit, settings.candles_max_rollup_rows, offset
     )
@@ -209,6 +216,10 @@ async def historical_trades(request: Request, connection: DbConnection) -> Respo
     limit = params.limit()
     from_id = params.unsigned("fromId")
     precision = await _symbol_precision(connection, symbol)
+    if from_id is not None:
+        await retention.require_id_kept(
+            connection, retention.TRADE_ROWS, "fromId", symbol, from_id, trade_queries.first_trade_id
+        )
     if from_id is None:
         rows = await trade_queries.recent_trades(connection, symbol, limit)
     else:
@@ -233,6 +244,15 @@ async def aggregate_trades(request: Request, connection: DbConnection) -> Respon
     if from_id is not None and (start is not None or end is not None):
         raise bad_combination()
     precision = await _symbol_precision(connection, symbol)
+    if from_id is not None:
+        await retention.require_id_kept(
+            connection, retention.AGG_TRADES, "fromId", symbol, from_id, trade_queries.first_agg_trade_id
+        )
+    elif start is not None:
+        await retention.require_kept(connection, retention.AGG_TRADES, "startTime", from_ms(start))
+    elif end is not None:
+        # The newest up to endTime: none of them is kept if endTime is not.
+        await retention.require_kept(connection, retention.AGG_TRADES, "endTime", from_ms(end))
     rows = await trade_queries.agg_trades_list(
         connection,
         symbol,
