@@ -153,6 +153,7 @@ def test_binance_reads_past_retention_are_refused_in_binance_layout_naming_the_p
         hourly = get("klines", interval="1h", startTime=to_ms(FIRST))
         assert hourly.status_code == 200, hourly.text
         assert hourly.json()[0][0] == to_ms(FIRST) and len(hourly.json()) == 9 * 24
+        assert hourly.headers["X-Kline-Source"] == "trades"
 
 
 def test_imported_klines_answer_where_trades_retention_dropped_the_period(database: dict[str, str]) -> None:
@@ -210,6 +211,7 @@ def test_imported_klines_answer_where_trades_retention_dropped_the_period(databa
         )
         assert klines.status_code == 200, klines.text
         assert [row[0] for row in klines.json()] == [to_ms(imported) + 1000 * n for n in range(10)]
+        assert klines.headers["X-Kline-Source"] == "klines"
         later = to_ms(imported + timedelta(hours=1))
         assert_binance_refusal(
             client.get("/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "1s", "startTime": later}),
