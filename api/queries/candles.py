@@ -93,20 +93,7 @@ async def stored_klines(
 ) -> dict[int, RollupRow]:
     """Closed klines of `interval` as Binance sent them, open time in [start, stop): open time
     (epoch ms) -> api.candles.RollupRow."""
-    query = select(
-        _epoch_ms(klines.c.open_time),
-        _text(klines.c.open),
-        _text(klines.c.high),
-        _text(klines.c.low),
-        _text(klines.c.close),
-        _text(klines.c.volume),
-        _text(klines.c.quote_volume),
-        klines.c.trade_count,
-        _text(klines.c.taker_buy_base_volume),
-        _text(klines.c.taker_buy_quote_volume),
-        klines.c.first_trade_id,
-        klines.c.last_trade_id,
-    ).where(
+    query = select(*_row_columns(klines)).where(
         klines.c.symbol == symbol,
         klines.c.interval == interval.value,
         klines.c.is_closed,
@@ -158,6 +145,25 @@ def _epoch_ms(moment: ColumnElement[datetime]) -> ColumnElement[int]:
     return cast(func.extract("epoch", moment) * 1000, BigInteger).label("open_ms")
 
 
+def _row_columns(table: Table) -> tuple[ColumnElement[Any], ...]:
+    """A kline row of `table` (a rollup, or the stored klines: the same columns) in the order of
+    api.candles.RollupRow."""
+    return (
+        _epoch_ms(table.c.open_time),
+        _text(table.c.open),
+        _text(table.c.high),
+        _text(table.c.low),
+        _text(table.c.close),
+        _text(table.c.volume),
+        _text(table.c.quote_volume),
+        table.c.trade_count,
+        _text(table.c.taker_buy_base_volume),
+        _text(table.c.taker_buy_quote_volume),
+        table.c.first_trade_id,
+        table.c.last_trade_id,
+    )
+
+
 def _by_open(rows: Iterable[Row[Any]]) -> dict[int, RollupRow]:
     # Positional rows, not mappings: a day of 1m candles is 17,000 values, and a lookup by name
     # in SQLAlchemy's RowMapping cost more than the query. A Row is used as the tuple it is at
@@ -171,20 +177,9 @@ async def rollup_rows(
 ) -> dict[int, RollupRow]:
     """Rollup rows as they are (1s and 1m klines) with open time in [start, stop): open time
     (epoch ms) -> api.candles.RollupRow."""
-    query = select(
-        _epoch_ms(table.c.open_time),
-        _text(table.c.open),
-        _text(table.c.high),
-        _text(table.c.low),
-        _text(table.c.close),
-        _text(table.c.volume),
-        _text(table.c.quote_volume),
-        table.c.trade_count,
-        _text(table.c.taker_buy_base_volume),
-        _text(table.c.taker_buy_quote_volume),
-        table.c.first_trade_id,
-        table.c.last_trade_id,
-    ).where(table.c.symbol == symbol, table.c.open_time >= start, table.c.open_time < stop)
+    query = select(*_row_columns(table)).where(
+        table.c.symbol == symbol, table.c.open_time >= start, table.c.open_time < stop
+    )
     return _by_open(await connection.execute(query))
 
 
