@@ -91,7 +91,7 @@ async def require_candles_kept(
     the interval stored there: refused only when the rollup dropped `start` and no stored kline
     opens between it and what the rollup keeps (api/queries/candles.py leaves the dropped part
     a hole, so that nothing is carried into it)."""
-    horizon = await past_retention(connection, SECONDS if interval is Interval.S1 else MINUTES, start)
+    horizon = await past_retention(connection, _rollup(interval), start)
     if horizon is None:
         return
     until = horizon.kept_since if stop is None else min(stop, horizon.kept_since)
@@ -99,6 +99,24 @@ async def require_candles_kept(
         return
     also = f", and no {interval.value} kline of {symbol} is stored between {parameter} and then" if with_klines else ""
     raise refusal(parameter, horizon, also)
+
+
+async def require_candles_up_to_kept(
+    connection: AsyncConnection, interval: Interval, parameter: str, end: datetime, answered: bool
+) -> None:
+    """The newest candles up to `end` (no start): an empty answer for an end before what the
+    interval's rollup keeps would say nothing traded then. Refused; any candle (from stored
+    klines) is an answer."""
+    if answered:
+        return
+    horizon = await past_retention(connection, _rollup(interval), end)
+    if horizon is not None:
+        raise refusal(parameter, horizon)
+
+
+def _rollup(interval: Interval) -> tuple[str, ...]:
+    # 1s candles are the 1-second rollup's rows; every longer interval groups 1-minute rows.
+    return SECONDS if interval is Interval.S1 else MINUTES
 
 
 async def require_kline_price_kept(

@@ -175,6 +175,8 @@ async def _klines(request: Request, connection: AsyncConnection, settings: Setti
     window = await candle_queries.candles(
         connection, symbol, interval, start, end, limit, settings.candles_max_rollup_rows, offset
     )
+    if start is None and end is not None:
+        await retention.require_candles_up_to_kept(connection, interval, "endTime", from_ms(end), bool(window.candles))
     response = _json([kline_row(candle, precision) for candle in window.candles])
     response.headers[KLINE_SOURCE_HEADER] = kline_source(window.candles)
     return response

@@ -14,7 +14,7 @@ from api.json_body import json_response
 from api.models import Candles, Sma
 from api.params import OptionalEnd, OptionalStart, Symbol, Windows, from_ms, time_after_ms, to_ms
 from api.queries import candles as candle_queries
-from api.retention import require_candles_kept
+from api.retention import require_candles_kept, require_candles_up_to_kept
 from schemas import decimals
 
 router = APIRouter(prefix="/v1", tags=["candles"])
@@ -76,6 +76,8 @@ async def _window(
         settings.candles_max_rollup_rows,
         history=history,
     )
+    if start is None and end is not None:
+        await require_candles_up_to_kept(connection, interval, "end", end, bool(window.candles))
     if not window.candles:
         await require_known_symbol(connection, symbol)
     return window

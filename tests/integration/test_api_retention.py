@@ -45,16 +45,17 @@ def test_past_retention_is_a_422_naming_what_is_kept_and_the_rest_answers_exactl
     kept_since = "2026-11-27T00:00:00Z"
     old, inside = NOW - timedelta(days=5), NOW - timedelta(days=2)
     with asgi_client(database) as client:
-        for path, params in (
-            ("/v1/trades", {"start": old.isoformat(), "end": NOW.isoformat()}),
-            ("/v1/trades", {"start": old.isoformat(), "end": NOW.isoformat(), "format": "json"}),
-            ("/v1/stats", {"start": old.isoformat(), "end": NOW.isoformat()}),
-            ("/v1/prices/at", {"timestamp": old.isoformat()}),
-            ("/v1/candles", {"interval": "1s", "start": old.isoformat()}),
+        for path, params, name in (
+            ("/v1/trades", {"start": old.isoformat(), "end": NOW.isoformat()}, "start"),
+            ("/v1/trades", {"start": old.isoformat(), "end": NOW.isoformat(), "format": "json"}, "start"),
+            ("/v1/stats", {"start": old.isoformat(), "end": NOW.isoformat()}, "start"),
+            ("/v1/prices/at", {"timestamp": old.isoformat()}, "timestamp"),
+            ("/v1/candles", {"interval": "1s", "start": old.isoformat()}, "start"),
+            ("/v1/candles", {"interval": "1s", "end": old.isoformat()}, "end"),
+            ("/v1/indicators/sma", {"interval": "1s", "windows": "2", "end": old.isoformat()}, "end"),
         ):
             answer = client.get(path, params={"symbol": "BTCUSDT", **params})
             assert answer.status_code == 422, (path, answer.text)
-            name = "timestamp" if path == "/v1/prices/at" else "start"
             assert answer.json()["errors"][0]["parameter"] == name
             assert kept_since in answer.json()["detail"] and "kept for 3 days" in answer.json()["detail"]
 
@@ -135,6 +136,7 @@ def test_binance_reads_past_retention_are_refused_in_binance_layout_naming_the_p
 
         assert_binance_refusal(get("klines", interval="1s", startTime=old), "startTime", kept)
         assert_binance_refusal(get("uiKlines", interval="1s", startTime=old), "startTime", kept)
+        assert_binance_refusal(get("klines", interval="1s", endTime=old), "endTime", kept)
         assert_binance_refusal(get("aggTrades", startTime=old), "startTime", "aggregate trades are " + kept)
         assert_binance_refusal(get("aggTrades", endTime=old), "endTime", kept)
         assert_binance_refusal(get("aggTrades", fromId=1), "fromId", f"first stored id of BTCUSDT is {first_kept_id}")
