@@ -133,4 +133,4 @@ async def require_kline_price_kept(
     reach = min(second, horizon.kept_since - ONE_SECOND)
     if await candle_queries.kline_opens_in(connection, symbol, Interval.S1, reach, second + ONE_SECOND):
         return
-    raise refusal(parameter, horizon, f", and the stored 1s klines of {symbol} end before {parameter}")
+    raise refusal(parameter, horizon, f", and the stored 1s klines of {symbol} do not reach {parameter} over it")

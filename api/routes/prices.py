@@ -45,8 +45,9 @@ async def price_at(
 ) -> PriceAt:
     """The price in effect at the end of that second: the last trade at or before it, or the close
     of the last stored 1s kline with trades where that is newer (klines imported without their
-    trades). A 404 when a known hole (see /v1/coverage) lies between that trade and the second:
-    the price then is unknown."""
+    trades; also past the trades' retention, where the 1s klines reach the second). A 404 when a
+    known hole (see /v1/coverage) lies between that trade and the second: the price then is
+    unknown; a 422 when no source holds the second (retention)."""
     second = timestamp.replace(microsecond=0)
     row = await prices.trade_at_or_before(connection, symbol, second + timedelta(seconds=1))
     kline = await prices.last_traded_second_kline(connection, symbol, second)
