@@ -41,7 +41,8 @@ class BinanceErrorBody(BaseModel):
 
 
 class ParameterError(Exception):
-    """A parameter the client got wrong: 422 (or `status`), naming it."""
+    """A parameter the client got wrong: 422 (or `status`), naming it; under /api/v3, Binance's
+    -1130 (400) naming it."""
 
     def __init__(self, parameter: str, reason: str, status: int = 422) -> None:
         super().__init__(f"{parameter}: {reason}")
@@ -116,7 +117,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(422, detail, problems)
 
     @app.exception_handler(ParameterError)
-    async def bad_parameter(_request: Request, error: ParameterError) -> JSONResponse:
+    async def bad_parameter(request: Request, error: ParameterError) -> JSONResponse:
+        if request.url.path.startswith(BINANCE_PREFIX):
+            # A rule shared with /v1 (retention): Binance's INVALID_PARAMETER, with the reason.
+            return binance_error(
+                400, -1130, f"Data sent for parameter '{error.parameter}' is not valid: {error.reason}."
+            )
         return problem(error.status, str(error), [ParameterProblem(parameter=error.parameter, reason=error.reason)])
 
     @app.exception_handler(NotFoundError)

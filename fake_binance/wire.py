@@ -144,10 +144,6 @@ def scale_times(payload: Mapping[str, Any], time_scale: int) -> dict[str, Any]:
 # --- live control messages on the stream connection ------------------------------------------
 
 
-def control_result(result: Any, request_id: Any) -> str:
-    return encode({"result": result, "id": request_id})
-
-
 def control_error(code: int, msg: str, request_id: Any = None, *, with_id: bool = True) -> str:
     """A refused control message: the documented {"code","msg"} object, nested as Binance sends it."""
     body: dict[str, Any] = {"error": {"code": code, "msg": msg}}

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -22,6 +20,8 @@ from websockets.http11 import Request, Response
 from fake_binance import streams, wire
 from fake_binance.exchange import Event, Exchange
 from fake_binance.settings import FakeBinanceSettings
+from schemas.control_messages import TOO_MANY_STREAMS, ControlOutcome
+from schemas.control_messages import handle_control as answer_control
 
 log = logging.getLogger("fake_binance.ws")
 
@@ -30,14 +30,11 @@ log = logging.getLogger("fake_binance.ws")
 MAX_INCOMING_PER_SECOND = 5
 MAX_STREAMS = 1024
 CONNECTION_ATTEMPT_WINDOW_S = 300.0
-TOO_MANY_STREAMS = "Invalid request: too many streams"
 # A request line long enough for 1024 stream names in the URL (about 30 bytes each at most), so
 # that it is the stream limit that refuses a larger list, not the HTTP parser.
 MAX_REQUEST_LINE_BYTES = 64 * 1024
 # Frames waiting for a slow reader before the connection is dropped.
 SEND_QUEUE_LIMIT = 100_000
-METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")
 # Binance accepts exactly these spellings of `timeUnit` in the URL.
 _TIME_UNITS = {
     "MILLISECOND": wire.MILLISECONDS,
@@ -90,97 +87,18 @@ def _unique(names: Iterable[str]) -> tuple[str, ...]:
 # --- live control messages --------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class ControlOutcome:
-    reply: str
-    subscribe: list[str] = field(default_factory=list)
-    unsubscribe: list[str] = field(default_factory=list)
-    combined: bool | None = None
+def handle_control(text: str, subscribed: list[str], combined: bool) -> ControlOutcome[str]:
+    """Binance's answer to one control message, and what it changes (schemas/control_messages.py's
+    rules, with every stream name Binance takes). Pure."""
+    return answer_control(text, subscribed, combined, MAX_STREAMS, _binance_stream, _same)
 
 
-def _serde_position(error: json.JSONDecodeError) -> str:
-    # Binance's parser (serde) words it "expected value at line 1 column 1".
-    detail = "expected value" if error.msg.startswith("Expecting value") else error.msg[0].lower() + error.msg[1:]
-    return f"{detail} at line {error.lineno} column {error.colno}"
+def _binance_stream(name: str) -> str | None:
+    return name if streams.is_valid_stream(name) else None
 
 
-def _end_position(text: str) -> str:
-    lines = text.split("\n")
-    return f"at line {len(lines)} column {len(lines[-1])}"
-
-
-def handle_control(text: str, subscribed: list[str], combined: bool) -> ControlOutcome:
-    """Binance's answer to one control message, and what it changes. Pure."""
-    try:
-        request = json.loads(text)
-    except json.JSONDecodeError as error:
-        return ControlOutcome(wire.control_error(3, f"Invalid JSON: {_serde_position(error)}", with_id=False))
-    if not isinstance(request, dict):
-        return ControlOutcome(wire.control_error(2, "Invalid request: expected a JSON object", None))
-    request_id = request.get("id")
-    if "method" not in request:
-        return ControlOutcome(
-            wire.control_error(2, f"Invalid request: missing field `method` {_end_position(text)}", None)
-        )
-    method = request["method"]
-    if method not in METHODS:
-        variant = method if isinstance(method, str) else json.dumps(method)
-        expected = ", ".join(f"`{m}`" for m in METHODS)
-        return ControlOutcome(
-            wire.control_error(2, f"Invalid request: unknown variant `{variant}`, expected one of {expected}", None)
-        )
-    if not _valid_request_id(request):
-        return ControlOutcome(wire.control_error(2, "Invalid request: request ID must be an unsigned integer", None))
-    params = request.get("params", [])
-    if not isinstance(params, list):
-        return ControlOutcome(wire.control_error(2, "Invalid request: invalid type: expected a sequence", request_id))
-    if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-        return _subscription(method, params, request_id, subscribed)
-    if method == "LIST_SUBSCRIPTIONS":
-        if params:
-            return ControlOutcome(wire.control_error(2, "Invalid request: too many parameters", request_id))
-        return ControlOutcome(wire.control_result(list(subscribed), request_id))
-    return _property(method, params, request_id, combined)
-
-
-def _valid_request_id(request: dict[str, Any]) -> bool:
-    # The id may be a 64-bit signed integer, an alphanumeric string of up to 36 characters, or null.
-    if "id" not in request:
-        return False
-    value = request["id"]
-    if value is None:
-        return True
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int):
-        return -(2**63) <= value < 2**63
-    return isinstance(value, str) and _REQUEST_ID.match(value) is not None
-
-
-def _subscription(method: str, params: list[Any], request_id: Any, subscribed: list[str]) -> ControlOutcome:
-    if not all(isinstance(name, str) and streams.is_valid_stream(name) for name in params):
-        return ControlOutcome(wire.control_error(2, "Invalid request: invalid stream", request_id))
-    names = list(dict.fromkeys(params))
-    if method == "UNSUBSCRIBE":
-        return ControlOutcome(wire.control_result(None, request_id), unsubscribe=names)
-    if len(set(subscribed) | set(names)) > MAX_STREAMS:
-        return ControlOutcome(wire.control_error(2, TOO_MANY_STREAMS, request_id))
-    return ControlOutcome(wire.control_result(None, request_id), subscribe=names)
-
-
-def _property(method: str, params: list[Any], request_id: Any, combined: bool) -> ControlOutcome:
-    wanted = 2 if method == "SET_PROPERTY" else 1
-    if len(params) > wanted:
-        return ControlOutcome(wire.control_error(2, "Invalid request: too many parameters", request_id))
-    if not params or not isinstance(params[0], str):
-        return ControlOutcome(wire.control_error(2, "Invalid request: property name must be a string", request_id))
-    if params[0] != "combined":
-        return ControlOutcome(wire.control_error(0, "Unknown property", request_id))
-    if method == "GET_PROPERTY":
-        return ControlOutcome(wire.control_result(combined, request_id))
-    if len(params) < 2 or not isinstance(params[1], bool):
-        return ControlOutcome(wire.control_error(1, "Invalid value type: expected Boolean", request_id))
-    return ControlOutcome(wire.control_result(None, request_id), combined=params[1])
+def _same(name: str) -> str:
+    return name
 
 
 # --- one connection ---------------------------------------------------------------------------

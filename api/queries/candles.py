@@ -33,6 +33,7 @@ from api.candles import Candle, RollupRow, assemble, cap_by_rollup_rows
 from api.intervals import Interval
 from api.params import EPOCH, LAST_DATETIME_MS, from_ms, to_ms
 from api.queries.coverage import holes_overlapping
+from api.queries.retention import latest_horizon
 from schemas.tables import klines, trade_candles_1m, trade_candles_1s
 
 
@@ -68,25 +69,31 @@ async def kline_bounds(
     return None if row.first is None else (row.first, row.last)
 
 
+async def kline_opens_in(
+    connection: AsyncConnection, symbol: str, interval: Interval, start: datetime, stop: datetime
+) -> bool:
+    """Whether a closed kline of `interval` is stored opening in [start, stop): one probe of the
+    klines primary key."""
+    query = select(
+        select(klines.c.open_time)
+        .where(
+            klines.c.symbol == symbol,
+            klines.c.interval == interval.value,
+            klines.c.is_closed,
+            klines.c.open_time >= start,
+            klines.c.open_time < stop,
+        )
+        .exists()
+    )
+    return bool((await connection.execute(query)).scalar())
+
+
 async def stored_klines(
     connection: AsyncConnection, symbol: str, interval: Interval, start: datetime, stop: datetime
 ) -> dict[int, RollupRow]:
     """Closed klines of `interval` as Binance sent them, open time in [start, stop): open time
     (epoch ms) -> api.candles.RollupRow."""
-    query = select(
-        _epoch_ms(klines.c.open_time),
-        _text(klines.c.open),
-        _text(klines.c.high),
-        _text(klines.c.low),
-        _text(klines.c.close),
-        _text(klines.c.volume),
-        _text(klines.c.quote_volume),
-        klines.c.trade_count,
-        _text(klines.c.taker_buy_base_volume),
-        _text(klines.c.taker_buy_quote_volume),
-        klines.c.first_trade_id,
-        klines.c.last_trade_id,
-    ).where(
+    query = select(*_row_columns(klines)).where(
         klines.c.symbol == symbol,
         klines.c.interval == interval.value,
         klines.c.is_closed,
@@ -138,6 +145,25 @@ def _epoch_ms(moment: ColumnElement[datetime]) -> ColumnElement[int]:
     return cast(func.extract("epoch", moment) * 1000, BigInteger).label("open_ms")
 
 
+def _row_columns(table: Table) -> tuple[ColumnElement[Any], ...]:
+    """A kline row of `table` (a rollup, or the stored klines: the same columns) in the order of
+    api.candles.RollupRow."""
+    return (
+        _epoch_ms(table.c.open_time),
+        _text(table.c.open),
+        _text(table.c.high),
+        _text(table.c.low),
+        _text(table.c.close),
+        _text(table.c.volume),
+        _text(table.c.quote_volume),
+        table.c.trade_count,
+        _text(table.c.taker_buy_base_volume),
+        _text(table.c.taker_buy_quote_volume),
+        table.c.first_trade_id,
+        table.c.last_trade_id,
+    )
+
+
 def _by_open(rows: Iterable[Row[Any]]) -> dict[int, RollupRow]:
     # Positional rows, not mappings: a day of 1m candles is 17,000 values, and a lookup by name
     # in SQLAlchemy's RowMapping cost more than the query. A Row is used as the tuple it is at
@@ -151,20 +177,9 @@ async def rollup_rows(
 ) -> dict[int, RollupRow]:
     """Rollup rows as they are (1s and 1m klines) with open time in [start, stop): open time
     (epoch ms) -> api.candles.RollupRow."""
-    query = select(
-        _epoch_ms(table.c.open_time),
-        _text(table.c.open),
-        _text(table.c.high),
-        _text(table.c.low),
-        _text(table.c.close),
-        _text(table.c.volume),
-        _text(table.c.quote_volume),
-        table.c.trade_count,
-        _text(table.c.taker_buy_base_volume),
-        _text(table.c.taker_buy_quote_volume),
-        table.c.first_trade_id,
-        table.c.last_trade_id,
-    ).where(table.c.symbol == symbol, table.c.open_time >= start, table.c.open_time < stop)
+    query = select(*_row_columns(table)).where(
+        table.c.symbol == symbol, table.c.open_time >= start, table.c.open_time < stop
+    )
     return _by_open(await connection.execute(query))
 
 
@@ -278,6 +293,11 @@ async def candles(
     if previous_close is not None and hole_ms and hole_ms[0][0] < every_open[0]:
         previous_close = None
     holes = [hole for hole in holes if hole["end_time"] > start]
+    horizon = await latest_horizon(connection, (table.name,))
+    if horizon is not None and to_ms(horizon.kept_since) > every_open[0]:
+        # Before what retention keeps of the rollup, the trades are unknown, as in a hole: only
+        # Binance's klines stored there make candles, and no flat one carries a close into it.
+        hole_ms = sorted([(every_open[0], to_ms(horizon.kept_since)), *hole_ms])
     klines_by_open = await stored_klines(connection, symbol, interval, start, stop) if kline_range else None
     assembled = assemble(interval, every_open, by_open, previous_close, offset_ms, hole_ms, klines_by_open)
     history_count = sum(1 for candle in assembled if candle.open_time < opens[0])

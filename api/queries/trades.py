@@ -173,6 +173,21 @@ async def trades_from_id(connection: AsyncConnection, symbol: str, from_id: int,
     return list((await connection.execute(query)).mappings().all())
 
 
+async def first_trade_id(connection: AsyncConnection, symbol: str) -> int | None:
+    """The symbol's smallest stored trade id: the primary key's first entry in each partition."""
+    first: int | None = (
+        await connection.execute(select(func.min(trades.c.trade_id)).where(trades.c.symbol == symbol))
+    ).scalar()
+    return first
+
+
+async def first_agg_trade_id(connection: AsyncConnection, symbol: str) -> int | None:
+    """The symbol's smallest stored aggregate trade id."""
+    query = select(func.min(agg_trades.c.agg_trade_id)).where(agg_trades.c.symbol == symbol)
+    first: int | None = (await connection.execute(query)).scalar()
+    return first
+
+
 _AGG_COLUMNS = (
     agg_trades.c.agg_trade_id,
     agg_trades.c.price,

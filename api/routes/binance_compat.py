@@ -15,6 +15,7 @@ import orjson
 from fastapi import APIRouter, Request, Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from api import retention
 from api.binance_format import (
     Precision,
     agg_trade_object,
@@ -24,6 +25,7 @@ from api.binance_format import (
     trade_object,
 )
 from api.binance_params import BinanceParams, bad_combination, invalid_symbol
+from api.candles import Candle
 from api.deps import DbConnection, Settings
 from api.errors import BinanceError, BinanceErrorBody
 from api.params import from_ms
@@ -81,12 +83,21 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _route(path: str, summary: str, parameters: list[dict[str, Any]], schema: dict[str, Any]) -> Callable[..., Any]:
+def _route(
+    path: str,
+    summary: str,
+    parameters: list[dict[str, Any]],
+    schema: dict[str, Any],
+    headers: dict[str, Any] | None = None,
+) -> Callable[..., Any]:
+    ok: dict[str, Any] = {"content": {"application/json": {"schema": schema}}}
+    if headers:
+        ok["headers"] = headers
     return router.get(
         path,
         summary=summary,
         response_class=Response,
-        responses={200: {"content": {"application/json": {"schema": schema}}}, **_ERROR_RESPONSES},
+        responses={200: ok, **_ERROR_RESPONSES},
         openapi_extra={"parameters": parameters},
     )
 
@@ -155,21 +166,51 @@ async def _klines(request: Request, connection: AsyncConnection, settings: Setti
     precision = await _symbol_precision(connection, symbol)
     if start is not None and end is not None and start > end:
         return _json([])
+    if start is not None:
+        # Binance's klines open on UTC boundaries: with an offset they are not the candles asked for.
+        stop = from_ms(end + 1) if end is not None else None
+        await retention.require_candles_kept(
+            connection, symbol, interval, "startTime", from_ms(start), stop, with_klines=offset == 0
+        )
     window = await candle_queries.candles(
         connection, symbol, interval, start, end, limit, settings.candles_max_rollup_rows, offset
     )
-    return _json([kline_row(candle, precision) for candle in window.candles])
+    if start is None and end is not None:
+        await retention.require_candles_up_to_kept(connection, interval, "endTime", from_ms(end), bool(window.candles))
+    response = _json([kline_row(candle, precision) for candle in window.candles])
+    response.headers[KLINE_SOURCE_HEADER] = kline_source(window.candles)
+    return response
+
+
+# Binance's kline array has no room for where a candle came from (/v1/candles names it per candle).
+KLINE_SOURCE_HEADER = "X-Kline-Source"
+
+
+def kline_source(candles: list[Candle]) -> str:
+    """`trades` or `klines` when every candle came from that source, `mixed` when both did, `none`
+    for no candle."""
+    sources = {candle.source for candle in candles}
+    if not sources:
+        return "none"
+    return sources.pop() if len(sources) == 1 else "mixed"
 
 
 _KLINE_PARAMETERS = [_SYMBOL, _INTERVAL, _START, _END, _TIME_ZONE, _LIMIT]
+_KLINE_HEADERS = {
+    KLINE_SOURCE_HEADER: {
+        "description": "where the candles came from: trades (the stored trades), klines (Binance's klines as"
+        " stored, where no trade of the interval is), mixed (both), none (no candle)",
+        "schema": {"type": "string", "enum": ["trades", "klines", "mixed", "none"]},
+    }
+}
 
 
-@_route("/klines", "Klines, computed from the stored trades", _KLINE_PARAMETERS, _KLINE_SCHEMA)
+@_route("/klines", "Klines, computed from the stored trades", _KLINE_PARAMETERS, _KLINE_SCHEMA, _KLINE_HEADERS)
 async def klines(request: Request, connection: DbConnection, settings: Settings) -> Response:
     return await _klines(request, connection, settings)
 
 
-@_route("/uiKlines", "Klines (the same as /klines here)", _KLINE_PARAMETERS, _KLINE_SCHEMA)
+@_route("/uiKlines", "Klines (the same as /klines here)", _KLINE_PARAMETERS, _KLINE_SCHEMA, _KLINE_HEADERS)
 async def ui_klines(request: Request, connection: DbConnection, settings: Settings) -> Response:
     return await _klines(request, connection, settings)
 
@@ -209,6 +250,10 @@ async def historical_trades(request: Request, connection: DbConnection) -> Respo
     limit = params.limit()
     from_id = params.unsigned("fromId")
     precision = await _symbol_precision(connection, symbol)
+    if from_id is not None:
+        await retention.require_id_kept(
+            connection, retention.TRADE_ROWS, "fromId", symbol, from_id, trade_queries.first_trade_id
+        )
     if from_id is None:
         rows = await trade_queries.recent_trades(connection, symbol, limit)
     else:
@@ -233,6 +278,15 @@ async def aggregate_trades(request: Request, connection: DbConnection) -> Respon
     if from_id is not None and (start is not None or end is not None):
         raise bad_combination()
     precision = await _symbol_precision(connection, symbol)
+    if from_id is not None:
+        await retention.require_id_kept(
+            connection, retention.AGG_TRADES, "fromId", symbol, from_id, trade_queries.first_agg_trade_id
+        )
+    elif start is not None:
+        await retention.require_kept(connection, retention.AGG_TRADES, "startTime", from_ms(start))
+    elif end is not None:
+        # The newest up to endTime: none of them is kept if endTime is not.
+        await retention.require_kept(connection, retention.AGG_TRADES, "endTime", from_ms(end))
     rows = await trade_queries.agg_trades_list(
         connection,
         symbol,

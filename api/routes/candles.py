@@ -6,7 +6,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
 
-from api import retention
 from api.candles import Candle, moving_average
 from api.deps import DbConnection, Settings, check_limit, require_known_symbol
 from api.errors import ParameterError, Problem
@@ -15,7 +14,7 @@ from api.json_body import json_response
 from api.models import Candles, Sma
 from api.params import OptionalEnd, OptionalStart, Symbol, Windows, from_ms, time_after_ms, to_ms
 from api.queries import candles as candle_queries
-from api.retention import require_kept
+from api.retention import require_candles_kept, require_candles_up_to_kept
 from schemas import decimals
 
 router = APIRouter(prefix="/v1", tags=["candles"])
@@ -64,9 +63,7 @@ async def _window(
     if start is not None and end is not None and end <= start:
         raise ParameterError("end", "must be after start")
     if start is not None:
-        # 1s candles are the 1-second rollup's rows; every longer interval groups 1-minute rows.
-        rollup = retention.SECONDS if interval is Interval.S1 else retention.MINUTES
-        await require_kept(connection, rollup, "start", start)
+        await require_candles_kept(connection, symbol, interval, "start", start, end)
     # /v1 ranges are half-open: candles whose open time is in [start, end).
     end_inclusive = to_ms(end) - 1 if end is not None else None
     window = await candle_queries.candles(
@@ -79,6 +76,8 @@ async def _window(
         settings.candles_max_rollup_rows,
         history=history,
     )
+    if start is None and end is not None:
+        await require_candles_up_to_kept(connection, interval, "end", end, bool(window.candles))
     if not window.candles:
         await require_known_symbol(connection, symbol)
     return window

@@ -45,13 +45,15 @@ async def price_at(
 ) -> PriceAt:
     """The price in effect at the end of that second: the last trade at or before it, or the close
     of the last stored 1s kline with trades where that is newer (klines imported without their
-    trades). A 404 when a known hole (see /v1/coverage) lies between that trade and the second:
-    the price then is unknown."""
+    trades; also past the trades' retention, where the 1s klines reach the second). A 404 when a
+    known hole (see /v1/coverage) lies between that trade and the second: the price then is
+    unknown; a 422 when no source holds the second (retention)."""
     second = timestamp.replace(microsecond=0)
-    await require_kept(connection, retention.TRADES, "timestamp", second)
     row = await prices.trade_at_or_before(connection, symbol, second + timedelta(seconds=1))
     kline = await prices.last_traded_second_kline(connection, symbol, second)
     if kline is not None and (row is None or kline["open_time"] > row["trade_time"].replace(microsecond=0)):
+        # Imported 1s klines are kept longer than trades: they answer where they are held.
+        await retention.require_kline_price_kept(connection, symbol, "timestamp", second, kline["open_time"])
         after_kline = kline["open_time"] + timedelta(seconds=1)
         await _refuse_inside_hole(connection, symbol, "timestamp", after_kline, second + timedelta(seconds=1))
         return PriceAt(
@@ -64,6 +66,7 @@ async def price_at(
             source="klines",
         )
     if row is None:
+        await require_kept(connection, retention.TRADES, "timestamp", second)
         await require_known_symbol(connection, symbol)
         raise NotFoundError("timestamp", f"no {symbol} trade stored at or before {second:%Y-%m-%dT%H:%M:%S}Z")
     await _refuse_inside_hole(connection, symbol, "timestamp", row["trade_time"], second + timedelta(seconds=1))
@@ -92,7 +95,6 @@ async def minute_range(
     answers if one is stored (source klines). A 404 when the minute touches a known hole (see
     /v1/coverage) and no kline of it is stored: its trades are not all stored."""
     start = minute.replace(second=0, microsecond=0)
-    await require_kept(connection, retention.MINUTES, "minute", start)
     row = await prices.minute_candle(connection, symbol, start)
     if row is None and (kline := await prices.closed_kline(connection, symbol, "1m", start)) is not None:
         traded = kline["trade_count"] > 0
@@ -108,6 +110,8 @@ async def minute_range(
             trade_count=kline["trade_count"],
             source="klines",
         )
+    # Past the 1-minute rollup's retention, and no kline of the minute kept: no source holds it.
+    await require_kept(connection, retention.MINUTES, "minute", start)
     await _refuse_inside_hole(connection, symbol, "minute", start, start + timedelta(minutes=1))
     if row is None:
         if not await prices.symbol_is_known(connection, symbol):

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from fastapi import APIRouter
 
+from api import retention
 from api.deps import DbConnection, Settings, require_known_symbol
 from api.errors import Problem
 from api.models import Agreement, Reconciliation, SecondComparison
@@ -12,6 +13,7 @@ from api.params import End, Start, Symbol, check_range, from_ms, to_ms
 from api.queries import candles as candle_queries
 from api.queries import reconcile as reconcile_queries
 from api.reconcile import compare
+from api.retention import require_kept
 from schemas.tables import trade_candles_1s
 
 router = APIRouter(prefix="/v1", tags=["reconcile"])
@@ -33,6 +35,7 @@ async def reconcile(
     differ or one side is missing."""
     check_range(start, end, timedelta(seconds=settings.reconcile_max_range_s))
     start, end = start.replace(microsecond=0), end
+    await require_kept(connection, retention.RECONCILE, "start", start)
     ws_rows = await reconcile_queries.trade_closes(connection, symbol, start, end)
     rest_rows = await reconcile_queries.rest_kline_closes(connection, symbol, start, end)
     if not ws_rows and not rest_rows:

@@ -1,5 +1,6 @@
 """Where the store holds Binance's klines and no trades (a kline-only import), /v1/candles and
-/api/v3/klines answer from those klines, and /v1/candles says so per candle; where both are held,
+/api/v3/klines answer from those klines, and say so (/v1/candles per candle, /api/v3/klines in the
+X-Kline-Source header); where both are held,
 trades win."""
 
 from datetime import UTC, datetime
@@ -35,7 +36,29 @@ def test_kline_only_periods_are_answered_from_the_klines_and_say_so(database: di
     store.trades([TradeRow("ADABNB", 1, Decimal("20.25"), Decimal("3"), T0 + 5 * FIVE_MIN + 1_000, False)])
     with asgi_client(database) as client:
         candles = client.get("/v1/candles", params={"symbol": "ADABNB", "interval": "5m", "start": T0}).json()
-        klines = client.get("/api/v3/klines", params={"symbol": "ADABNB", "interval": "5m", "startTime": T0}).json()
+        answer = client.get("/api/v3/klines", params={"symbol": "ADABNB", "interval": "5m", "startTime": T0})
+        # Binance's array has no room for the source: a header says it for the whole answer.
+        sources = {
+            (start, end): client.get(
+                "/api/v3/klines",
+                params={"symbol": "ADABNB", "interval": "5m", "startTime": T0 + start, "endTime": T0 + end},
+            ).headers["X-Kline-Source"]
+            for start, end in (
+                (0, 4 * FIVE_MIN),
+                (5 * FIVE_MIN, 5 * FIVE_MIN),
+                (0, 5 * FIVE_MIN),
+                (99 * FIVE_MIN, 99 * FIVE_MIN),
+            )
+        }
+        ui = client.get("/api/v3/uiKlines", params={"symbol": "ADABNB", "interval": "5m", "startTime": T0})
+    klines = answer.json()
+    assert answer.headers["X-Kline-Source"] == "mixed" and ui.headers["X-Kline-Source"] == "mixed"
+    assert sources == {
+        (0, 4 * FIVE_MIN): "klines",
+        (5 * FIVE_MIN, 5 * FIVE_MIN): "trades",
+        (0, 5 * FIVE_MIN): "mixed",
+        (99 * FIVE_MIN, 99 * FIVE_MIN): "none",
+    }
     assert [(c["open_time"][11:16], c["close"], c["source"]) for c in candles["candles"]] == [
         ("00:00", "10.5", "klines"),
         ("00:05", "11.5", "klines"),

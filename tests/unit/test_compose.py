@@ -27,6 +27,12 @@ PYTHON_SERVICES = {
 }
 
 
+# Services that read a second settings class from the environment: the init service and the
+# consumer each run the partition maintenance pass (maintenance/settings.py).
+MAINTENANCE = "maintenance.settings:MaintenanceSettings"
+ALSO_READ = {"init": [MAINTENANCE], "consumer": [MAINTENANCE]}
+
+
 def settings_class(dotted: str) -> type[BaseSettings]:
     module, name = dotted.split(":")
     cls: type[BaseSettings] = getattr(importlib.import_module(module), name)
@@ -77,13 +83,16 @@ def test_service_command_is_a_runnable_module(service: str) -> None:
 @pytest.mark.parametrize("service", sorted(PYTHON_SERVICES))
 def test_every_environment_variable_is_a_setting(service: str) -> None:
     spec = compose_local.load_compose()[service]
-    cls = settings_class(PYTHON_SERVICES[service])
-    prefix = str(cls.model_config.get("env_prefix", ""))
+    classes = [settings_class(dotted) for dotted in [PYTHON_SERVICES[service], *ALSO_READ.get(service, [])]]
+    prefixes = [str(cls.model_config.get("env_prefix", "")) for cls in classes]
     environment = spec.get("environment") or {}
     assert isinstance(environment, dict)
     for variable in environment:
-        assert variable.startswith(prefix), f"{service}: {variable} lacks the prefix {prefix}"
-        assert variable[len(prefix) :].lower() in cls.model_fields, f"{service}: {variable} is read by nothing"
+        readers = [cls for cls, prefix in zip(classes, prefixes, strict=True) if variable.startswith(prefix)]
+        assert readers, f"{service}: {variable} lacks every prefix of {prefixes}"
+        assert any(
+            variable[len(str(cls.model_config.get("env_prefix", ""))) :].lower() in cls.model_fields for cls in readers
+        ), f"{service}: {variable} is read by nothing"
 
 
 def test_published_api_port_is_the_port_the_api_listens_on() -> None:
@@ -139,3 +148,41 @@ def test_compose_creates_the_topics_the_contract_names(variable: str) -> None:
     assert compose_local.interpolate(str(value), {}) == str(
         cls.model_fields[variable.removeprefix("BOOTSTRAP_").lower()].default
     )
+
+
+def _maintenance_defaults() -> dict[str, str]:
+    """MAINTENANCE_<FIELD> -> the default of maintenance/settings.py, for every setting compose
+    passes on (the database URL is the service's own, the log level the service's)."""
+    cls = settings_class(MAINTENANCE)
+    return {
+        f"MAINTENANCE_{name.upper()}": str(field.default)
+        for name, field in cls.model_fields.items()
+        if name not in ("database_url", "log_level")
+    }
+
+
+def _same_value(text: str, default: str) -> bool:
+    # 300 in compose is the float 300.0 of the settings class.
+    return float(text) == float(default)
+
+
+@pytest.mark.parametrize("service", sorted(ALSO_READ))
+def test_compose_gives_maintenance_the_defaults_of_its_settings(service: str) -> None:
+    # Both passes (init's, the consumer's) get every setting, at the default maintenance/settings.py
+    # has: a compose default of its own would drift from the code unnoticed, as the topics' did.
+    environment = compose_local.load_compose()[service]["environment"]
+    assert isinstance(environment, dict)
+    for variable, default in _maintenance_defaults().items():
+        assert variable in environment, f"{service}: {variable} is not passed on"
+        value = compose_local.interpolate(str(environment[variable]), {})
+        assert _same_value(value, default), f"{service}: {variable} defaults to {value}, the settings to {default}"
+
+
+def test_env_example_lists_the_maintenance_defaults() -> None:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    listed = dict(line.split("=", 1) for line in lines if line.startswith("MAINTENANCE_"))
+    defaults = _maintenance_defaults()
+    assert set(listed) == set(defaults)
+    for variable, default in defaults.items():
+        value = listed[variable]
+        assert _same_value(value, default), f".env.example: {variable}={value}, the settings: {default}"
