@@ -43,9 +43,11 @@ import consumer_throughput as ct  # noqa: E402
 
 from consumer.loop import tune_garbage_collector  # noqa: E402
 from consumer.settings import ConsumerSettings  # noqa: E402
+from schemas.topics import RAW_TOPIC, TOPICS  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 DAY = "2021-05-22"
+RAW_PARTITIONS = next(spec.partitions for spec in TOPICS if spec.name == RAW_TOPIC)
 DAY_START_MS = 1621641600000
 # The fake's request weights (Binance's): what the REST import spends.
 WEIGHTS = {"/api/v3/historicalTrades": 25, "/api/v3/aggTrades": 4, "/api/v3/klines": 2, "/api/v3/exchangeInfo": 20}
@@ -71,6 +73,14 @@ def start_fake(trades_per_day: int, log_path: Path) -> tuple[subprocess.Popen[by
             pass
         time.sleep(0.1)
     raise RuntimeError("the fake exchange did not start")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's peak resident set so far (Linux's VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
 
 
 def history(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
@@ -106,7 +116,9 @@ def archive_import(
 ) -> tuple[float, dict[str, object]]:
     for symbol in symbols:  # the fake builds each zip once; not part of the import's time
         httpx.get(f"{fake_url}/data/spot/daily/trades/{symbol}/{symbol}-trades-{DAY}.zip.CHECKSUM", timeout=600)
-    topic = ct.create_topic(bootstrap, partitions=3)
+    # The raw topic's own partition count (bootstrap creates it so): where the symbols' keys land,
+    # and so which of the consumer's writers take them, is then what it is in production.
+    topic = ct.create_topic(bootstrap, partitions=RAW_PARTITIONS)
     settings = ConsumerSettings(
         kafka_bootstrap_servers=bootstrap,
         raw_topic=topic,
@@ -149,7 +161,7 @@ def rest_import(bootstrap: str, fake_url: str, rest_trades: int, per_day: int, w
         {
             "PRODUCER_HISTORY_SOURCE": "rest",
             "PRODUCER_HISTORY_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-            "PRODUCER_HISTORY_RAW_TOPIC": ct.create_topic(bootstrap, partitions=3),
+            "PRODUCER_HISTORY_RAW_TOPIC": ct.create_topic(bootstrap, partitions=RAW_PARTITIONS),
             "PRODUCER_HISTORY_REST_BASE_URL": fake_url,
             "PRODUCER_HISTORY_STATE_DIR": str(work / "state-rest"),
             "PRODUCER_HISTORY_PROGRESS": "log",
@@ -214,6 +226,7 @@ def main() -> int:
             )
             rest = rest_import(bootstrap, fake_url, args.rest_trades, per_symbol, work)
             print(f"REST import: {json.dumps(rest)}", flush=True)
+            print(f"fake exchange: peak resident {peak_rss_mb(fake.pid):,.0f} MB", flush=True)
         finally:
             fake.terminate()
             fake.wait(30)

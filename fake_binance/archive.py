@@ -18,12 +18,14 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 import hashlib
-import io
+import itertools
 import re
+import tempfile
 import zipfile
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from fake_binance import klines as kl
 from fake_binance import wire
@@ -41,6 +43,8 @@ _PATH = re.compile(
     r"(?P<date>[0-9]{4}-[0-9]{2}(?:-[0-9]{2})?))\.zip(?P<checksum>\.CHECKSUM)?"
 )
 _CACHE_FILES = 16
+_LINES_PER_WRITE = 4096
+_CHUNK_BYTES = 1 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,31 +133,61 @@ def is_published(file: ArchiveFile, past: PastMarket) -> bool:
     return file.end_ms <= past.end_ms
 
 
+@dataclass(frozen=True, slots=True)
+class BuiltZip:
+    """A zip written to disk, with the SHA-256 of its bytes (its CHECKSUM)."""
+
+    path: Path
+    size: int
+    sha256: hashlib._Hash
+
+    def checksum(self, extra: bytes = b"") -> str:
+        """The hex digest of the file's bytes followed by `extra` (a tampered CHECKSUM's)."""
+        digest = self.sha256.copy()
+        digest.update(extra)
+        return digest.hexdigest()
+
+    def chunks(self, length: int) -> Iterator[bytes]:
+        """The file's first `length` bytes, a chunk at a time."""
+        with self.path.open("rb") as data:
+            while length > 0 and (chunk := data.read(min(_CHUNK_BYTES, length))):
+                length -= len(chunk)
+                yield chunk
+
+
 class ArchiveFiles:
-    """Zips built on demand (in memory: the fake's days are small) and kept for the CHECKSUM request."""
+    """Zips built on demand, written to a temporary directory as their rows are generated (a day of
+    millions of trades never held whole), and kept there for the CHECKSUM and zip requests."""
 
     def __init__(self, past: PastMarket) -> None:
         self.past = past
-        self._built: OrderedDict[str, bytes] = OrderedDict()
+        self._directory = tempfile.TemporaryDirectory(prefix="fake-binance-archive-")
+        self._built: OrderedDict[str, BuiltZip] = OrderedDict()
 
-    def zip_bytes(self, file: ArchiveFile, rules: SymbolRules) -> bytes:
+    def zip_file(self, file: ArchiveFile, rules: SymbolRules) -> BuiltZip:
         cached = self._built.get(file.name)
         if cached is not None:
             self._built.move_to_end(file.name)
             return cached
-        buffer = io.BytesIO()
+        path = Path(self._directory.name) / f"{file.name}.zip"
         with (
-            zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive,
+            zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive,
             archive.open(f"{file.name}.csv", "w") as member,
         ):
-            for line in csv_lines(file, self.past, rules):
-                member.write(line.encode())
-        built = buffer.getvalue()
+            lines = csv_lines(file, self.past, rules)
+            while batch := "".join(itertools.islice(lines, _LINES_PER_WRITE)):
+                member.write(batch.encode())
+        sha256 = hashlib.sha256()
+        with path.open("rb") as data:
+            while chunk := data.read(_CHUNK_BYTES):
+                sha256.update(chunk)
+        built = BuiltZip(path, path.stat().st_size, sha256)
         self._built[file.name] = built
         if len(self._built) > _CACHE_FILES:
-            self._built.popitem(last=False)
+            _, dropped = self._built.popitem(last=False)
+            dropped.path.unlink(missing_ok=True)
         return built
 
 
-def checksum_line(data: bytes, file_name: str) -> str:
-    return f"{hashlib.sha256(data).hexdigest()}  {file_name}\n"
+def checksum_line(hex_digest: str, file_name: str) -> str:
+    return f"{hex_digest}  {file_name}\n"

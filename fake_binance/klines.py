@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import calendar
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
@@ -193,6 +193,42 @@ def klines_between(
             previous_close = current.close
         bucket = next_open_time(interval, bucket, offset_ms)
     return klines
+
+
+def klines_of_trades(
+    trades: Iterable[Trade], symbol: str, interval: str, first_open: int, last_open: int
+) -> Iterator[Kline]:
+    """klines_between() over trades read one by one and not held: the period's trades in time order,
+    none before it known (so no kline before the period's first trade, as klines_between() when
+    given only the period's trades)."""
+    bucket = open_time(interval, first_open)
+    last_close = close_time(interval, last_open)
+    current: Kline | None = None
+    previous_close: Decimal | None = None
+    for trade in trades:
+        if trade.trade_time < bucket:
+            continue
+        if trade.trade_time > last_close:
+            break
+        while trade.trade_time > close_time(interval, bucket):
+            if current is None and previous_close is not None:
+                current = empty_kline(symbol, interval, bucket, previous_close)
+            if current is not None:
+                yield current
+                previous_close = current.close
+            current = None
+            bucket = next_open_time(interval, bucket)
+        if current is None:
+            current = empty_kline(symbol, interval, bucket, trade.price)
+        current = add_trade(current, trade)
+    while bucket <= last_open:
+        if current is None and previous_close is not None:
+            current = empty_kline(symbol, interval, bucket, previous_close)
+        if current is not None:
+            yield current
+            previous_close = current.close
+        current = None
+        bucket = next_open_time(interval, bucket)
 
 
 class KlineAccumulator:

@@ -7,6 +7,7 @@ Decimal throughout, always whole multiples of the symbol's tickSize and stepSize
 from __future__ import annotations
 
 import random
+from array import array
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
@@ -111,6 +112,19 @@ class Fill:
     book: BookTop
 
 
+@dataclass(frozen=True, slots=True)
+class WalkState:
+    """Where a market's trades stand: enough to go on from there (the past's checkpoints). The
+    generator's 625 words packed: 2.5 kB, not the 20 kB of its state as a tuple of ints."""
+
+    words: array[int]
+    gauss_next: float | None
+    price_ticks: int
+    next_trade_id: int
+    next_agg_id: int
+    next_update_id: int
+
+
 def reference_price(rules: SymbolRules) -> Decimal:
     """Where a symbol's random walk starts, on its tick grid."""
     text = REFERENCE_PRICES.get(rules.symbol)
@@ -155,6 +169,27 @@ class RandomWalkMarket:
     @property
     def next_trade_id(self) -> int:
         return self._next_trade_id
+
+    def walk_state(self) -> WalkState:
+        """The trades' state now (not the quotes': the past has no book of its own)."""
+        version, words, gauss_next = self._rng.getstate()
+        assert version == 3
+        return WalkState(
+            array("I", words),
+            gauss_next,
+            self._price_ticks,
+            self._next_trade_id,
+            self._next_agg_id,
+            self._next_update_id,
+        )
+
+    def resume(self, state: WalkState) -> None:
+        """Go on from `state`: the fills that follow are those that followed it."""
+        self._rng.setstate((3, tuple(state.words), state.gauss_next))
+        self._price_ticks = state.price_ticks
+        self._next_trade_id = state.next_trade_id
+        self._next_agg_id = state.next_agg_id
+        self._next_update_id = state.next_update_id
 
     def next_fill(self, time_ms: int, max_trades: int | None = None) -> Fill:
         """The next taker order: 1 to 5 trades at one new price, all at `time_ms`."""

@@ -7,31 +7,53 @@ its time), so trade ids are consecutive across days: day d holds ids
 PAST_ID_BASE + d*N + 1 .. PAST_ID_BASE + (d+1)*N. Aggregate trades of day d are numbered from
 PAST_ID_BASE + d*N + 1 on (fewer than N a day, so their ids skip at midnight). The base keeps past
 ids above any live id (live ids start at 1, or at the clock's milliseconds with ids_from_clock).
+
+A day is never held whole (a day of 1.5 million trades was over 800 MB as objects): one pass
+through it keeps the random walk's state every SEGMENT_TRADES trades (2.5 kB each), and a query
+regenerates the segments it reads from the nearest one, a few kept for the pages that follow.
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from fake_binance import klines as kl
 from fake_binance.exchange_info import ExchangeInfo
 from fake_binance.klines import DAY_MS, Kline
-from fake_binance.market import AggTrade, RandomWalkMarket, Trade
+from fake_binance.market import AggTrade, RandomWalkMarket, Trade, WalkState
 
 PAST_ID_BASE = 10**15
-# Days kept generated (per fake): a month of one symbol, or a few days of many.
+# Trades between two saved states of a day's walk: what one query regenerates at most, beyond
+# what it returns.
+SEGMENT_TRADES = 10_000
+# Days whose saved states are kept (per fake): a month of one symbol, or a few days of many.
 _CACHE_DAYS = 64
+# Segments kept generated: the next page of a walk by id or by time is usually in the same one.
+_CACHE_SEGMENTS = 8
+
+# One fill of the walk: its trades (one price, one time) and their aggregate trade.
+_Fill = tuple[tuple[Trade, ...], AggTrade]
 
 
 @dataclass(frozen=True, slots=True)
 class PastDay:
-    trades: list[Trade]
-    trade_times: list[int]
-    agg_trades: list[AggTrade]
-    agg_ids: list[int]
-    agg_times: list[int]
+    """One symbol's day as saved states of its walk, each at the start of a fill."""
+
+    symbol: str
+    day_index: int
+    states: list[WalkState]
+    trade_starts: list[int]  # the day's trades before each state
+    agg_starts: list[int]  # the day's aggregate trades before each state
+    times: list[int]  # the time of the fill starting at each state
+    agg_count: int
+
+    @property
+    def first_id(self) -> int:
+        return self.states[0].next_trade_id
 
 
 class PastMarket:
@@ -48,6 +70,7 @@ class PastMarket:
         self.trades_per_day = trades_per_day
         self.end_ms = (today_ms // DAY_MS - 1) * DAY_MS  # the first moment that is not past: yesterday
         self._days: OrderedDict[tuple[str, int], PastDay] = OrderedDict()
+        self._segments: OrderedDict[tuple[str, int, int], list[_Fill]] = OrderedDict()
 
     def is_past(self, time_ms: int) -> bool:
         return time_ms < self.end_ms
@@ -61,110 +84,145 @@ class PastMarket:
         if cached is not None:
             self._days.move_to_end(key)
             return cached
-        generated = self._generate(symbol, day_index)
-        self._days[key] = generated
+        walked = self._walk(symbol, day_index)
+        self._days[key] = walked
         if len(self._days) > _CACHE_DAYS:
             self._days.popitem(last=False)
-        return generated
+        return walked
 
-    def _generate(self, symbol: str, day_index: int) -> PastDay:
-        count = self.trades_per_day
-        first_id = PAST_ID_BASE + day_index * count + 1
-        market = RandomWalkMarket(
+    def _market(self, symbol: str, day_index: int) -> RandomWalkMarket:
+        first_id = PAST_ID_BASE + day_index * self.trades_per_day + 1
+        return RandomWalkMarket(
             self.info.rules[symbol], f"{self.seed}:past:{day_index}", first_trade_id=first_id, first_agg_id=first_id
         )
+
+    def _fills(self, market: RandomWalkMarket, day_index: int, done: int, stop: int) -> Iterator[_Fill]:
+        """The fills from the day's `done`-th trade until `stop` trades are done. Every day holds
+        exactly trades_per_day trades, evenly spread; a fill's trades share its time."""
+        count = self.trades_per_day
         day_start = day_index * DAY_MS
-        trades: list[Trade] = []
-        aggs: list[AggTrade] = []
-        while len(trades) < count:
-            at = day_start + len(trades) * DAY_MS // count
-            fill = market.next_fill(at, max_trades=count - len(trades))
-            trades.extend(fill.trades)
-            aggs.append(fill.agg_trade)
-        return PastDay(
-            trades=trades,
-            trade_times=[t.trade_time for t in trades],
-            agg_trades=aggs,
-            agg_ids=[a.agg_id for a in aggs],
-            agg_times=[a.trade_time for a in aggs],
-        )
+        while done < stop:
+            fill = market.next_fill(day_start + done * DAY_MS // count, max_trades=count - done)
+            done += len(fill.trades)
+            yield fill.trades, fill.agg_trade
+
+    def _walk(self, symbol: str, day_index: int) -> PastDay:
+        """One pass through the day, saving the walk's state before the first fill of each segment."""
+        market = self._market(symbol, day_index)
+        count, day_start = self.trades_per_day, day_index * DAY_MS
+        states, trade_starts, agg_starts, times = [market.walk_state()], [0], [0], [day_start]
+        done = aggs = 0
+        for trades, _ in self._fills(market, day_index, 0, count):
+            done += len(trades)
+            aggs += 1
+            # The generator waits here, before its next fill: the state is the one that fill starts from.
+            if done < count and done >= len(states) * SEGMENT_TRADES:
+                states.append(market.walk_state())
+                trade_starts.append(done)
+                agg_starts.append(aggs)
+                times.append(day_start + done * DAY_MS // count)
+        return PastDay(symbol, day_index, states, trade_starts, agg_starts, times, aggs)
+
+    def _segment(self, day: PastDay, number: int) -> list[_Fill]:
+        key = (day.symbol, day.day_index, number)
+        cached = self._segments.get(key)
+        if cached is not None:
+            self._segments.move_to_end(key)
+            return cached
+        market = self._market(day.symbol, day.day_index)
+        market.resume(day.states[number])
+        stop = day.trade_starts[number + 1] if number + 1 < len(day.states) else self.trades_per_day
+        fills = list(self._fills(market, day.day_index, day.trade_starts[number], stop))
+        self._segments[key] = fills
+        if len(self._segments) > _CACHE_SEGMENTS:
+            self._segments.popitem(last=False)
+        return fills
+
+    def _fills_from(self, day: PastDay, number: int) -> Iterator[_Fill]:
+        """The day's fills from the start of segment `number` to the day's end."""
+        for each in range(number, len(day.states)):
+            yield from self._segment(day, each)
+
+    def _days_between(self, symbol: str, start_ms: int, end_ms: int) -> Iterator[PastDay]:
+        for day_index in range(max(0, start_ms // DAY_MS), (end_ms - 1) // DAY_MS + 1):
+            yield self.day(symbol, day_index)
+
+    @staticmethod
+    def _segment_at_time(day: PastDay, time_ms: int) -> int:
+        """The last segment starting before `time_ms`: no trade at or after it comes earlier."""
+        return max(0, bisect.bisect_left(day.times, time_ms) - 1)
 
     # --- what the archive and REST history read ------------------------------------------------
 
-    def trades_between(self, symbol: str, start_ms: int, end_ms: int) -> list[Trade]:
-        """Trades with a time in [start_ms, end_ms), within the past."""
+    def trades_between(self, symbol: str, start_ms: int, end_ms: int) -> Iterator[Trade]:
+        """Trades with a time in [start_ms, end_ms), within the past, oldest first."""
         end_ms = min(end_ms, self.end_ms)
-        found: list[Trade] = []
-        for day_index in range(max(0, start_ms // DAY_MS), (end_ms - 1) // DAY_MS + 1):
-            day = self.day(symbol, day_index)
-            low = bisect.bisect_left(day.trade_times, start_ms)
-            high = bisect.bisect_left(day.trade_times, end_ms)
-            found.extend(day.trades[low:high])
-        return found
+        for day in self._days_between(symbol, start_ms, end_ms):
+            for trades, agg in self._fills_from(day, self._segment_at_time(day, start_ms)):
+                if agg.trade_time >= end_ms:
+                    return
+                if agg.trade_time >= start_ms:
+                    yield from trades
 
-    def agg_trades_between(self, symbol: str, start_ms: int, end_ms: int) -> list[AggTrade]:
+    def agg_trades_between(self, symbol: str, start_ms: int, end_ms: int) -> Iterator[AggTrade]:
         end_ms = min(end_ms, self.end_ms)
-        found: list[AggTrade] = []
-        for day_index in range(max(0, start_ms // DAY_MS), (end_ms - 1) // DAY_MS + 1):
-            day = self.day(symbol, day_index)
-            low = bisect.bisect_left(day.agg_times, start_ms)
-            high = bisect.bisect_left(day.agg_times, end_ms)
-            found.extend(day.agg_trades[low:high])
-        return found
+        for day in self._days_between(symbol, start_ms, end_ms):
+            for _, agg in self._fills_from(day, self._segment_at_time(day, start_ms)):
+                if agg.trade_time >= end_ms:
+                    return
+                if agg.trade_time >= start_ms:
+                    yield agg
 
     def trades_from_id(self, symbol: str, from_id: int, limit: int) -> list[Trade]:
-        found: list[Trade] = []
+        return list(itertools.islice(self._trades_from_id(symbol, from_id), limit))
+
+    def _trades_from_id(self, symbol: str, from_id: int) -> Iterator[Trade]:
         day_index = max(0, (from_id - PAST_ID_BASE - 1) // self.trades_per_day)
-        while len(found) < limit and day_index < self.end_ms // DAY_MS:
+        while day_index < self.end_ms // DAY_MS:
             day = self.day(symbol, day_index)
-            offset = max(0, from_id - day.trades[0].trade_id)
-            found.extend(day.trades[offset : offset + limit - len(found)])
+            offset = max(0, from_id - day.first_id)
+            number = max(0, bisect.bisect_right(day.trade_starts, offset) - 1)
+            for trades, _ in self._fills_from(day, number):
+                if trades[-1].trade_id >= from_id:
+                    yield from (trade for trade in trades if trade.trade_id >= from_id)
             day_index += 1
-        return found
 
     def agg_trades_from_id(self, symbol: str, from_id: int, limit: int) -> list[AggTrade]:
-        found: list[AggTrade] = []
+        return list(itertools.islice(self._agg_trades_from_id(symbol, from_id), limit))
+
+    def _agg_trades_from_id(self, symbol: str, from_id: int) -> Iterator[AggTrade]:
         day_index = max(0, (from_id - PAST_ID_BASE - 1) // self.trades_per_day)
-        while len(found) < limit and day_index < self.end_ms // DAY_MS:
+        while day_index < self.end_ms // DAY_MS:
             day = self.day(symbol, day_index)
-            low = bisect.bisect_left(day.agg_ids, from_id)
-            found.extend(day.agg_trades[low : low + limit - len(found)])
+            offset = max(0, from_id - day.first_id)  # the day's aggregate ids are consecutive from it
+            number = max(0, bisect.bisect_right(day.agg_starts, offset) - 1)
+            for _, agg in self._fills_from(day, number):
+                if agg.agg_id >= from_id:
+                    yield agg
             day_index += 1
-        return found
 
     def agg_trades_query(self, symbol: str, start_ms: int, end_ms: int | None, limit: int) -> list[AggTrade]:
         """Binance's startTime rule: the oldest from startTime (to endTime, inclusive, if given)."""
         stop = self.end_ms if end_ms is None else min(end_ms + 1, self.end_ms)
-        found: list[AggTrade] = []
-        day_index = max(0, start_ms // DAY_MS)
-        while len(found) < limit and day_index * DAY_MS < stop:
-            day = self.day(symbol, day_index)
-            low = bisect.bisect_left(day.agg_times, start_ms)
-            high = bisect.bisect_left(day.agg_times, stop)
-            found.extend(day.agg_trades[low:high][: limit - len(found)])
-            day_index += 1
-        return found
-
-    def kline(self, symbol: str, interval: str, open_ms: int) -> Kline:
-        """The kline opening at `open_ms`: the candle of the trades in it (every past day has some)."""
-        close_ms = kl.close_time(interval, open_ms)
-        trades = self.trades_between(symbol, open_ms, close_ms + 1)
-        times = [t.trade_time for t in trades]
-        return kl.klines_between(trades, times, symbol, interval, open_ms, open_ms)[0]
+        return list(itertools.islice(self.agg_trades_between(symbol, start_ms, stop), limit))
 
     def klines_query(self, symbol: str, interval: str, start_ms: int, end_ms: int | None, limit: int) -> list[Kline]:
-        """Klines opening in [start_ms, end_ms] (and in the past), oldest first, at most `limit`."""
-        found: list[Kline] = []
-        open_ms = kl.first_open_at_or_after(interval, start_ms)
+        """Klines opening in [start_ms, end_ms] (and in the past), oldest first, at most `limit`:
+        the candles of the trades in them, one pass over those trades."""
+        first_open = open_ms = kl.first_open_at_or_after(interval, start_ms)
         last = self.end_ms - 1 if end_ms is None else min(end_ms, self.end_ms - 1)
-        while len(found) < limit and open_ms <= last and kl.close_time(interval, open_ms) < self.end_ms:
-            found.append(self.kline(symbol, interval, open_ms))
-            open_ms = kl.next_open_time(interval, open_ms)
-        return found
+        last_open: int | None = None
+        for _ in range(limit):
+            if open_ms > last or kl.close_time(interval, open_ms) >= self.end_ms:
+                break
+            last_open, open_ms = open_ms, kl.next_open_time(interval, open_ms)
+        if last_open is None:
+            return []
+        trades = self.trades_between(symbol, first_open, kl.close_time(interval, last_open) + 1)
+        return list(kl.klines_of_trades(trades, symbol, interval, first_open, last_open))
 
-    def klines_between(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> list[Kline]:
+    def klines_between(self, symbol: str, interval: str, start_ms: int, end_ms: int) -> Iterator[Kline]:
         """Every kline opening in [start_ms, end_ms): what an archive file of that period holds."""
         trades = self.trades_between(symbol, start_ms, end_ms)
-        times = [t.trade_time for t in trades]
         last_open = kl.previous_open_time(interval, end_ms)
-        return kl.klines_between(trades, times, symbol, interval, start_ms, last_open)
+        return kl.klines_of_trades(trades, symbol, interval, start_ms, last_open)

@@ -26,7 +26,7 @@ from producer.limits import WeightBudget, backoff_delay
 from producer.publisher import RawPublisher
 from schemas.coverage import CoverageKind, CoverageMarker
 from schemas.kline_intervals import FIXED_INTERVAL_MS
-from schemas.topics import Source
+from schemas.topics import Source, received_at_ns
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +220,7 @@ class Backfiller:
         clock: Callable[[], float] = time.monotonic,
         give_up_after_s: float = float("inf"),
         on_given_up: Callable[[str, str], None] | None = None,
+        receipt_clock_ns: Callable[[], int] = received_at_ns,
     ) -> None:
         self.rest = rest
         self.publisher = publisher
@@ -228,6 +229,8 @@ class Backfiller:
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self.clock = clock
+        # Stamps a REST answer's RECEIVED_AT_NS header (the live frames' definition, schemas/topics.py).
+        self.receipt_clock_ns = receipt_clock_ns
         self.queue: deque[BackfillRange] = deque()
         self.grace_s = tracker.grace_s
         # Kline streams whose connection dropped: stream -> (wall ms of the drop, when to refetch).
@@ -278,6 +281,12 @@ class Backfiller:
 
     async def call(self, what: str, function: Callable[[], Any]) -> Any:
         """One REST request: within the weight budget, 429 waited out, 418 raised, transient errors retried."""
+        result, _ = await self.call_received(what, function)
+        return result
+
+    async def call_received(self, what: str, function: Callable[[], Any]) -> tuple[Any, int]:
+        """call(), and the answer's receipt time (RECEIVED_AT_NS), read on the request's thread as
+        it returns: the event loop may be busy with live frames before this coroutine resumes."""
         transient = 0
         while True:
             if self.banned_until > self.clock():
@@ -289,7 +298,7 @@ class Backfiller:
             self.requests += 1
             endpoint = what.partition(" ")[0]
             try:
-                result = await asyncio.to_thread(function)
+                result, received_ns = await asyncio.to_thread(self._answered, function)
             except BinanceAPIException as error:
                 self.responses[(endpoint, str(error.status_code))] += 1
                 self.weight.update(self.rest.used_weight(), time.time())
@@ -326,11 +335,15 @@ class Backfiller:
                 continue
             self.responses[(endpoint, "200")] += 1
             self.weight.update(self.rest.used_weight(), time.time())
-            return result
+            return result, received_ns
 
-    async def publish(self, records: list[Any], stream: str) -> None:
+    def _answered(self, function: Callable[[], Any]) -> tuple[Any, int]:
+        result = function()
+        return result, self.receipt_clock_ns()
+
+    async def publish(self, records: list[Any], stream: str, received_at_ns: int) -> None:
+        """Publishes one REST answer's records, each stamped with the answer's receipt time."""
         request_id = f"rest-{uuid.uuid4().hex[:8]}".encode()
-        received_at_ns = time.time_ns()
         for record in records:
             value = encode_record(record)
             while not self.publisher.try_publish_rest(value, stream, received_at_ns, request_id):
@@ -421,12 +434,12 @@ class Backfiller:
         published = 0
         while gap.last is None or from_id <= gap.last:
             limit = PAGE_LIMIT if gap.last is None else min(PAGE_LIMIT, gap.last - from_id + 1)
-            page = await self._page(kind, symbol, from_id, limit)
+            page, received_ns = await self._page(kind, symbol, from_id, limit)
             ids = [i for i in (record_id(record, id_field) for record in page) if i is not None]
             if not ids:
                 break
             wanted = [r for r, i in zip(page, ids, strict=False) if gap.last is None or i <= gap.last]
-            await self.publish(wanted, gap.stream)
+            await self.publish(wanted, gap.stream, received_ns)
             published += len(wanted)
             if wanted:
                 newest_ms = int(wanted[-1][time_field])
@@ -443,19 +456,17 @@ class Backfiller:
         )
         return published, newest_ms
 
-    async def _page(self, kind: str, symbol: str, from_id: int, limit: int) -> list[dict[str, Any]]:
-        page: list[dict[str, Any]]
+    async def _page(self, kind: str, symbol: str, from_id: int, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """A page of trades or aggTrades from `from_id` on, and when it was received."""
         if kind == "trade":
-            page = await self.call(
+            return await self.call_received(
                 f"historicalTrades {symbol} fromId={from_id}",
                 lambda: self.rest.historical_trades(symbol, from_id, limit),
             )
-        else:
-            page = await self.call(
-                f"aggTrades {symbol} fromId={from_id}",
-                lambda: self.rest.agg_trades(symbol, limit, from_id=from_id),
-            )
-        return page
+        return await self.call_received(
+            f"aggTrades {symbol} fromId={from_id}",
+            lambda: self.rest.agg_trades(symbol, limit, from_id=from_id),
+        )
 
     # --- klines missed while disconnected ---------------------------------------------------------
 
@@ -566,15 +577,15 @@ class Backfiller:
         count = 0
         next_start = start_ms
         while next_start <= end_ms:
-            page = await self.call(
+            page, received_ns = await self.call_received(
                 f"klines {symbol} {interval} startTime={next_start}",
                 lambda start=next_start: self.rest.klines(symbol, interval, start, end_ms, PAGE_LIMIT),  # type: ignore[misc]
             )
             if on_page is not None:
-                on_page(page, int(time.time() * 1000))  # when the answer came, to tell the open kline
+                on_page(page, received_ns // 1_000_000)  # when the answer came, to tell the open kline
             if not page:
                 break
-            await self.publish(page, stream)
+            await self.publish(page, stream, received_ns)
             count += len(page)
             # Rows are ordered by open time; the next page starts after the last one's open.
             next_start = int(page[-1][0]) + 1

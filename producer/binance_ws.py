@@ -30,6 +30,7 @@ from producer.limits import (
     control_messages,
 )
 from producer.settings import ProducerSettings
+from schemas.topics import received_at_ns
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ class Shard:
         recv = link.ws.recv
         sink = self.sink
         connection_id = link.connection_id.encode()
-        now_ns = time.time_ns
+        now_ns = received_at_ns
         try:
             while True:
                 frame = await recv(decode=False)

@@ -4,6 +4,8 @@ The producer publishes each WebSocket frame byte for byte to RAW_TOPIC; the cons
 turns what it can into rows and sends the rest, unchanged, to DLQ_TOPIC.
 """
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 RAW_TOPIC = "binance.raw"
@@ -37,7 +39,7 @@ class Header:
     # Set by the producer on every raw message.
     STREAM = "stream"  # Binance stream name, e.g. "btcusdt@trade"
     SOURCE = "source"  # "ws" or "rest"
-    RECEIVED_AT_NS = "received_at_ns"  # producer wall clock at receipt, ns since the Unix epoch, UTC
+    RECEIVED_AT_NS = "received_at_ns"  # producer wall clock at receipt (received_at_ns()), UTC
     CONNECTION_ID = "connection_id"  # which WebSocket connection (or REST request) delivered it
     # "MICROSECOND" when the frame's times are in microseconds (Binance's timeUnit=MICROSECOND);
     # absent or "MILLISECOND" otherwise.
@@ -89,3 +91,10 @@ def message_key(symbol: str) -> bytes:
 def symbol_from_stream(stream: str) -> str:
     """'btcusdt@trade' -> 'BTCUSDT'. Binance stream names are the lower-case symbol, '@', the type."""
     return stream.split("@", 1)[0].upper()
+
+
+# The RECEIVED_AT_NS header of bytes that arrived just now: the producer's wall clock in ns since
+# the Unix epoch (UTC), read as a WebSocket frame is read or a REST answer returns, before anything
+# else (publishing, waiting for Kafka or for the event loop) can delay it. The clock itself, not a
+# wrapper: the WebSocket read loop calls it once per frame.
+received_at_ns: Callable[[], int] = time.time_ns

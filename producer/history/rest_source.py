@@ -8,7 +8,6 @@ to that millisecond (the next page, from the next id, may still hold trades of i
 held up to the first one still open; trades near now up to the newest one's time.
 """
 
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -45,11 +44,10 @@ class RestHistory:
         cursor = start_ms
         while cursor < end_ms:
             what = f"klines {symbol} {interval} startTime={cursor}"
-            page: list[list[Any]] = await self.backfiller.call(
+            page, received_at_ns = await self.backfiller.call_received(
                 what,
                 lambda cursor=cursor: self.rest.klines(symbol, interval, cursor, end_ms - 1, PAGE_LIMIT),  # type: ignore[misc]
             )
-            received_at_ns = time.time_ns()
             received_ms = received_at_ns // 1_000_000
             inside = [k for k in page if int(k[0]) < end_ms]
             following = int(page[-1][6]) + 1 if page else end_ms
@@ -60,24 +58,30 @@ class RestHistory:
                 return  # reached the kline open now: nothing after it is final yet
             cursor = held_to
 
-    async def _first_in_window(self, symbol: str, cursor: int, window_end: int) -> tuple[list[dict[str, Any]], str]:
+    async def _first_in_window(
+        self, symbol: str, cursor: int, window_end: int
+    ) -> tuple[list[dict[str, Any]], str, int]:
+        """The window's aggTrades page, what was asked, and when the answer came."""
         what = f"aggTrades {symbol} startTime={cursor} endTime={window_end - 1}"
-        page: list[dict[str, Any]] = await self.backfiller.call(
+        page, received_at_ns = await self.backfiller.call_received(
             what,
             lambda: self.rest.agg_trades(symbol, PAGE_LIMIT, start_time=cursor, end_time=window_end - 1),
         )
-        return page, what
+        return page, what, received_at_ns
 
-    async def _next_page(self, symbol: str, stream: str, from_id: int) -> tuple[list[dict[str, Any]], str]:
+    async def _next_page(self, symbol: str, stream: str, from_id: int) -> tuple[list[dict[str, Any]], str, int]:
+        """The page of `stream` from `from_id` on, what was asked, and when the answer came."""
         if stream == "aggTrade":
             what = f"aggTrades {symbol} fromId={from_id}"
-            page: list[dict[str, Any]] = await self.backfiller.call(
+            page, received_at_ns = await self.backfiller.call_received(
                 what, lambda: self.rest.agg_trades(symbol, PAGE_LIMIT, from_id=from_id)
             )
         else:
             what = f"historicalTrades {symbol} fromId={from_id}"
-            page = await self.backfiller.call(what, lambda: self.rest.historical_trades(symbol, from_id, PAGE_LIMIT))
-        return page, what
+            page, received_at_ns = await self.backfiller.call_received(
+                what, lambda: self.rest.historical_trades(symbol, from_id, PAGE_LIMIT)
+            )
+        return page, what, received_at_ns
 
     async def _trades(self, symbol: str, stream: str, start_ms: int, end_ms: int) -> AsyncIterator[Page]:
         """By time window to the first aggregate trade at or after the start, then by id.
@@ -93,8 +97,7 @@ class RestHistory:
                 if cursor >= end_ms:
                     return  # no record at or after the end: the empty windows stay unvouched
                 window_end = cursor + HOUR_MS
-                window, what = await self._first_in_window(symbol, cursor, window_end)
-                received_at_ns = time.time_ns()
+                window, what, received_at_ns = await self._first_in_window(symbol, cursor, window_end)
                 if not window:
                     yield Page([], held_from, held_from, what, received_at_ns)
                     cursor = window_end
@@ -104,8 +107,7 @@ class RestHistory:
                     return
                 # An aggregate trade names its first trade: the first trade id at the cursor.
                 from_id = int(window[0]["a"]) if stream == "aggTrade" else int(window[0]["f"])
-            page, what = await self._next_page(symbol, stream, from_id)
-            received_at_ns = time.time_ns()
+            page, what, received_at_ns = await self._next_page(symbol, stream, from_id)
             inside = [record for record in page if int(record[time_field]) < end_ms]
             newest_ms = int(inside[-1][time_field]) if inside else None
             held_to = trades_held_end(newest_ms, end_ms, later_record_seen=len(inside) < len(page))
