@@ -1,27 +1,24 @@
 """The api at scale: the API benchmark's latencies over N stored trades of ~1,600 symbols in the
 partitioned layout, one size per run, and the sizes side by side.
 
-    .venv/bin/python bench/api_at_scale.py --trades 20000000 --days 20 --json .local/scale-20m.json
-    .venv/bin/python bench/api_at_scale.py --trades 60000000 --days 20 --json .local/scale-60m.json
-    .venv/bin/python bench/api_at_scale.py --side-by-side .local/scale-20m.json .local/scale-60m.json
+    .venv/bin/python bench/api_at_scale.py --trades 20000000 --rate 20000 --keep --json .local/scale-20m.json
+    .venv/bin/python bench/api_at_scale.py --trades 200000000 --rate 20000 --keep --json .local/scale-200m.json
+    .venv/bin/python bench/api_at_scale.py --side-by-side .local/scale-20m.json .local/scale-200m.json
 
 1. A fresh database in the partitioned layout; one maintenance pass (maintenance/partitions.py)
-   creates the daily and monthly partitions of the whole span before any row arrives.
-2. The trades, of ~1,600 symbols of the whole recorded exchangeInfo (TRADING ones first) with Zipf-like shares (the
-   symbol of rank k gets 1/k of the top one's), each symbol's trades evenly spread over --days,
-   ids growing with time. Batch by batch (a slice of market time, about 1 million trades), the
-   batch is generated inside PostgreSQL into the consumer's own staging table (no row travels
-   through Python), then moved by the consumer's own statement (consumer/sink.py's
-   insert_new_trades): the same INSERT, the same 1 s and 1 m rollups and the same
-   stored_id_ranges, in one transaction per batch, as the stream would store them.
-3. The maintenance pass after the span (the closed partitions' indexes rebuilt, as in
-   production), then VACUUM ANALYZE.
+   creates the partitions of the span (and the year before it) before any row arrives.
+2. The market of bench/scale_load.py: --trades at --rate trades/s of ~1,600 symbols at the fake
+   whole market's rates, generated inside PostgreSQL straight into new daily partitions, with
+   the 1 s and 1 m rollups and stored_id_ranges the consumer would build (its proof:
+   tests/integration/test_scale_load.py), and a year of 1 m rows for the --year-symbols top
+   symbols. The load stops cleanly when free disk falls below 12 GB.
+3. The maintenance pass after the span, then VACUUM ANALYZE.
 4. Checks the store: stored_id_ranges equals every symbol's id range in trades, the rollups count
-   every trade once; and the api's answers against direct SQL over the trades for a few symbols.
-5. Runs the api (`python -m api`, one uvicorn process, the read-only role) and drives the query mix
-   of bench/api_load.py (its client and measurement) at each concurrency; the symbol of each
-   request is drawn with the market's own shares (the busy symbols are asked about most).
-6. Streams CSV exports (the top symbol, one hour and one day) and reports rows/s.
+   every trade once; and the api's answers against direct SQL for a few symbols.
+5. Runs the api (`python -m api`, one uvicorn process, the read-only role, on --api-port) and
+   drives the query mix of bench/api_load.py (its client and measurement) at each concurrency;
+   the symbol of each request is drawn with the market's own shares.
+6. Streams CSV exports (the top symbol, the span's first hour and the whole span), reports rows/s.
 7. Drops the database (unless --keep).
 """
 
