@@ -1,27 +1,24 @@
 """The api at scale: the API benchmark's latencies over N stored trades of ~1,600 symbols in the
 partitioned layout, one size per run, and the sizes side by side.
 
-    .venv/bin/python bench/api_at_scale.py --trades 20000000 --days 20 --json .local/scale-20m.json
-    .venv/bin/python bench/api_at_scale.py --trades 60000000 --days 20 --json .local/scale-60m.json
-    .venv/bin/python bench/api_at_scale.py --side-by-side .local/scale-20m.json .local/scale-60m.json
+    .venv/bin/python bench/api_at_scale.py --trades 20000000 --rate 20000 --keep --json .local/scale-20m.json
+    .venv/bin/python bench/api_at_scale.py --trades 200000000 --rate 20000 --keep --json .local/scale-200m.json
+    .venv/bin/python bench/api_at_scale.py --side-by-side .local/scale-20m.json .local/scale-200m.json
 
 1. A fresh database in the partitioned layout; one maintenance pass (maintenance/partitions.py)
-   creates the daily and monthly partitions of the whole span before any row arrives.
-2. The trades, of ~1,600 symbols of the whole recorded exchangeInfo (TRADING ones first) with Zipf-like shares (the
-   symbol of rank k gets 1/k of the top one's), each symbol's trades evenly spread over --days,
-   ids growing with time. Batch by batch (a slice of market time, about 1 million trades), the
-   batch is generated inside PostgreSQL into the consumer's own staging table (no row travels
-   through Python), then moved by the consumer's own statement (consumer/sink.py's
-   insert_new_trades): the same INSERT, the same 1 s and 1 m rollups and the same
-   stored_id_ranges, in one transaction per batch, as the stream would store them.
-3. The maintenance pass after the span (the closed partitions' indexes rebuilt, as in
-   production), then VACUUM ANALYZE.
+   creates the partitions of the span (and the year before it) before any row arrives.
+2. The market of bench/scale_load.py: --trades at --rate trades/s of ~1,600 symbols at the fake
+   whole market's rates, generated inside PostgreSQL straight into new daily partitions, with
+   the 1 s and 1 m rollups and stored_id_ranges the consumer would build (its proof:
+   tests/integration/test_scale_load.py), and a year of 1 m rows for the --year-symbols top
+   symbols. The load stops cleanly when free disk falls below 12 GB.
+3. The maintenance pass after the span, then VACUUM ANALYZE.
 4. Checks the store: stored_id_ranges equals every symbol's id range in trades, the rollups count
-   every trade once; and the api's answers against direct SQL over the trades for a few symbols.
-5. Runs the api (`python -m api`, one uvicorn process, the read-only role) and drives the query mix
-   of bench/api_load.py (its client and measurement) at each concurrency; the symbol of each
-   request is drawn with the market's own shares (the busy symbols are asked about most).
-6. Streams CSV exports (the top symbol, one hour and one day) and reports rows/s.
+   every trade once; and the api's answers against direct SQL for a few symbols.
+5. Runs the api (`python -m api`, one uvicorn process, the read-only role, on --api-port) and
+   drives the query mix of bench/api_load.py (its client and measurement) at each concurrency;
+   the symbol of each request is drawn with the market's own shares.
+6. Streams CSV exports (the top symbol, the span's first hour and the whole span), reports rows/s.
 7. Drops the database (unless --keep).
 """
 
@@ -56,39 +53,39 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import api_load  # noqa: E402
 import compose_local  # noqa: E402
+import scale_load  # noqa: E402
 
 from bootstrap.__main__ import migrate  # noqa: E402
-from consumer.sink import PREPARED_STATEMENTS  # noqa: E402
 from fake_binance.exchange_info import load_exchange_info  # noqa: E402
 from maintenance.partitions import run_pass  # noqa: E402
-from schemas.partitions import PARTITIONED_TABLES, Period  # noqa: E402
+from schemas.partitions import PARTITIONED_TABLES, Period, period_start  # noqa: E402
 
-DAY_US = 86_400_000_000
-BATCH_TRADES = 1_000_000
-FIRST_ID = 100_000_000
+DISK_FLOOR_BYTES = 12 * 10**9  # free disk the load keeps (the machine is shared)
 log = api_load.log
 
 
 # --- the market -------------------------------------------------------------------------------------
 
 
-def market_symbols(count: int) -> list[tuple[str, float]]:
-    """(symbol, share) of `count` symbols of the whole recorded exchangeInfo (its 1,262 TRADING
-    ones, then others), BTCUSDT and ETHUSDT first; shares Zipf-like by that rank, summing to 1."""
+def market_names(count: int) -> list[str]:
+    """`count` symbols of the whole recorded exchangeInfo: its 1,262 TRADING ones, then others."""
     entries = load_exchange_info(full=True).document(0)["symbols"]
     names = [e["symbol"] for e in entries if e["status"] == "TRADING"]
     names += [e["symbol"] for e in entries if e["status"] != "TRADING"]
-    names = ["BTCUSDT", "ETHUSDT"] + [n for n in names if n not in ("BTCUSDT", "ETHUSDT")]
-    names = names[:count]
-    weights = [1 / (rank + 1) for rank in range(len(names))]
-    total = sum(weights)
-    return [(name, weight / total) for name, weight in zip(names, weights, strict=True)]
+    return names[:count]
 
 
-def span_of(args: argparse.Namespace) -> tuple[datetime, datetime]:
-    """The market time the trades cover: --days whole UTC days ending at today's midnight."""
-    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return today - timedelta(days=args.days), today
+def plan(args: argparse.Namespace) -> scale_load.Market:
+    """The market loaded (and asked about): --trades at --rate trades/s, ending at today's midnight."""
+    end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if args.end:
+        end = datetime.fromisoformat(args.end).replace(tzinfo=UTC)
+    return scale_load.plan_market(market_names(args.symbols), args.trades, args.rate, end, 15, args.year_symbols)
+
+
+def shares(market: scale_load.Market) -> list[tuple[str, float]]:
+    """(symbol, share of the trades), busiest first: requests ask about symbols as often as they trade."""
+    return [(name, n / market.trades) for name, n in market.symbols]
 
 
 def dsn(url: str) -> str:
@@ -97,89 +94,29 @@ def dsn(url: str) -> str:
 
 def maintenance_pass(owner_url: str, now: datetime, days: int, compact: bool) -> Any:
     """The maintenance job's pass with `now`: the daily tables keep the span (and a day), the
-    monthly ones a year; partitions one day ahead."""
-    keep = {t.name: (days + 2 if t.period is Period.DAY else 365) for t in PARTITIONED_TABLES}
+    monthly ones the year of 1 m rows before it; partitions one day ahead."""
+    keep = {t.name: (days + 2 if t.period is Period.DAY else 400) for t in PARTITIONED_TABLES}
     with closing(psycopg2.connect(dsn(owner_url))) as connection:
         return run_pass(connection, now, keep, 1, 60_000, compact=compact)
 
 
-# Each symbol's trade g of n lies at first + floor(g*span/n) µs (numeric: g*span passes 2**63);
-# slice k of K holds the g with floor(g*K/n) = k, i.e. g from ceil(k*n/K) to ceil((k+1)*n/K) - 1.
-# Prices move slowly (a wave over the symbol's history) and wiggle fast, rounded to a tick of
-# about six significant digits; sizes and sides vary by id. Ordered by symbol: the sink's batch
-# order does not matter to its statement, and PostgreSQL inserts each symbol's run together.
-_GENERATE_BATCH = """
-INSERT INTO trades_staging (symbol, trade_id, price, quantity, trade_time_us, buyer_is_maker, event_time_us)
-SELECT s.symbol, s.first_id + g,
-    round(s.base_price * (1 + 0.03 * sin(g / 250000.0) + 0.001 * sin(g / 97.0))::numeric, s.decimals),
-    round((0.00001 + ((g * 7919) %% 100000) / 200000.0)::numeric, 5),
-    %(first_us)s + div(g::numeric * %(span_us)s, s.n)::bigint,
-    (g * 31) %% 7 < 3,
-    %(first_us)s + div(g::numeric * %(span_us)s, s.n)::bigint + 3000
-FROM bench_market s,
-    generate_series(
-        (%(k)s * s.n + %(slices)s - 1) / %(slices)s,
-        ((%(k)s + 1) * s.n + %(slices)s - 1) / %(slices)s - 1
-    ) g
-ORDER BY s.symbol, g
-"""
+def load(owner_url: str, market: scale_load.Market, disk_path: str) -> dict[str, float]:
+    """Generates the trades and rollups inside PostgreSQL (bench/scale_load.py); returns timings."""
+    started = time.monotonic()
+    with (
+        closing(psycopg2.connect(dsn(owner_url))) as connection,
+        scale_load.disk_watch(connection, disk_path, DISK_FLOOR_BYTES) as check_disk,
+    ):
+        scale_load.load_market(connection, market, check_disk, log)
+    return {"load_s": time.monotonic() - started}
 
 
-def create_market(cursor: Any, symbols: list[tuple[str, float]], trades: int) -> int:
-    """The bench_market table (symbol, n, first_id, base_price, decimals); returns the trades it holds."""
-    rng = random.Random(15)
-    cursor.execute(
-        "CREATE TABLE bench_market (symbol text PRIMARY KEY, n bigint NOT NULL, first_id bigint NOT NULL,"
-        " base_price numeric NOT NULL, decimals int NOT NULL)"
-    )
-    rows = []
-    for name, share in sorted(symbols):
-        base = 10 ** rng.uniform(-4, 4.9)
-        decimals = max(0, min(8, 5 - math.floor(math.log10(base))))
-        rows.append((name, max(1, round(trades * share)), FIRST_ID, Decimal(f"{base:.8f}"), decimals))
-    cursor.executemany("INSERT INTO bench_market VALUES (%s, %s, %s, %s, %s)", rows)
-    return sum(row[1] for row in rows)
-
-
-def load(owner_url: str, args: argparse.Namespace, symbols: list[tuple[str, float]]) -> dict[str, float]:
-    """Generates and stores the trades through the consumer's statement; returns load timings."""
-    first, last = span_of(args)
-    first_us = int(first.timestamp()) * 1_000_000
-    span_us = int((last - first).total_seconds()) * 1_000_000
-    insert_new = PREPARED_STATEMENTS["insert_new_trades"]
-    timings: dict[str, float] = {}
-    with closing(psycopg2.connect(dsn(owner_url))) as connection:
-        with connection, connection.cursor() as cursor:
-            total = create_market(cursor, symbols, args.trades)
-        slices = max(args.days, math.ceil(total / BATCH_TRADES))
-        started = time.monotonic()
-        stored = 0
-        for k in range(slices):
-            with connection, connection.cursor() as cursor:
-                cursor.execute("SET LOCAL work_mem = '256MB'")
-                cursor.execute(
-                    "CREATE TEMPORARY TABLE IF NOT EXISTS trades_staging (symbol text, trade_id bigint,"
-                    " price numeric, quantity numeric, trade_time_us bigint, buyer_is_maker boolean,"
-                    " event_time_us bigint) ON COMMIT DELETE ROWS"
-                )
-                cursor.execute(_GENERATE_BATCH, {"first_us": first_us, "span_us": span_us, "k": k, "slices": slices})
-                cursor.execute(insert_new)
-                inserted, overlap = cursor.fetchone()
-                assert not overlap, f"slice {k} overlaps stored ids: the generator is wrong"
-                stored += inserted
-            if k % 10 == 9 or k == slices - 1:
-                rate = stored / (time.monotonic() - started)
-                log(f"slice {k + 1}/{slices}: {stored:,} trades stored, {rate:,.0f} trades/s")
-        timings["load_s"] = time.monotonic() - started
-        assert stored == total, (stored, total)
-    return timings
-
-
-def finish(owner_url: str, args: argparse.Namespace) -> dict[str, float]:
-    """The maintenance pass after the span (closed partitions' indexes rebuilt), then statistics."""
+def finish(owner_url: str, market: scale_load.Market) -> dict[str, float]:
+    """The maintenance pass after the span (partitions whose indexes the load built are marked
+    compacted, so it rebuilds none of them), then VACUUM ANALYZE."""
     timings = {}
     started = time.monotonic()
-    report = maintenance_pass(owner_url, span_of(args)[1] + timedelta(hours=2), args.days, compact=True)
+    report = maintenance_pass(owner_url, market.end + timedelta(hours=2), span_days(market), compact=True)
     timings["maintenance_s"] = time.monotonic() - started
     log(f"maintenance: {len(report.compacted)} partitions compacted in {timings['maintenance_s']:.0f} s")
     started = time.monotonic()
@@ -190,6 +127,10 @@ def finish(owner_url: str, args: argparse.Namespace) -> dict[str, float]:
     timings["vacuum_analyze_s"] = time.monotonic() - started
     log(f"vacuum analyze in {timings['vacuum_analyze_s']:.0f} s")
     return timings
+
+
+def span_days(market: scale_load.Market) -> int:
+    return math.ceil(market.seconds / 86_400) + 1
 
 
 def load_symbols(owner_url: str, symbols: list[tuple[str, float]]) -> None:
@@ -226,8 +167,9 @@ def sizes(owner_url: str) -> dict[str, Any]:
 # --- checks -----------------------------------------------------------------------------------------
 
 
-def check_store(owner_url: str) -> list[str]:
-    """stored_id_ranges is every symbol's id range in trades; the rollups count each trade once."""
+def check_store(owner_url: str, market: scale_load.Market) -> list[str]:
+    """stored_id_ranges is every symbol's id range in trades; the rollups count each trade once
+    (the 1 m rollup over the span: before it lie the year rows of the top symbols)."""
     with closing(psycopg2.connect(dsn(owner_url))) as connection, connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM (SELECT symbol, min(trade_id) AS first_id, max(trade_id) AS last_id FROM trades"
@@ -237,7 +179,9 @@ def check_store(owner_url: str) -> list[str]:
         (range_mismatches,) = cursor.fetchone()
         cursor.execute(
             "SELECT (SELECT count(*) FROM trades), (SELECT sum(trade_count) FROM trade_candles_1s),"
-            " (SELECT sum(trade_count) FROM trade_candles_1m), (SELECT count(*) FROM stored_id_ranges)"
+            " (SELECT sum(trade_count) FROM trade_candles_1m WHERE open_time >= %s),"
+            " (SELECT count(*) FROM stored_id_ranges)",
+            (market.start,),
         )
         stored, in_seconds, in_minutes, ranges = cursor.fetchone()
     assert range_mismatches == 0, f"{range_mismatches} symbols' stored_id_ranges differ from their trades"
@@ -253,9 +197,11 @@ def get_json(port: int, path: str) -> Any:
         return json.loads(response.read())
 
 
-def check_answers(owner_url: str, port: int, args: argparse.Namespace, symbols: list[tuple[str, float]]) -> list[str]:
-    """The api's answers for the top, a middle and the last symbol, against SQL over the trades."""
-    first, last = span_of(args)
+def check_answers(owner_url: str, port: int, market: scale_load.Market) -> list[str]:
+    """The api's answers for the top, a middle and the last symbol, against SQL over the trades
+    (and, for a day's 1d candle, over the 1 m rollup, which holds the top symbols' year rows too)."""
+    symbols = market.symbols
+    first, last = market.start, market.end
     rng = random.Random(7)
     checked = []
     with closing(psycopg2.connect(dsn(owner_url))) as connection, connection.cursor() as cursor:
@@ -269,7 +215,7 @@ def check_answers(owner_url: str, port: int, args: argparse.Namespace, symbols: 
             latest = get_json(port, f"/v1/prices/latest?symbol={symbol}")
             assert (Decimal(latest["price"]), latest["trade_id"]) == (Decimal(price), trade_id), (latest, price)
 
-            moment = first + timedelta(seconds=rng.randrange(3600, int((last - first).total_seconds())))
+            moment = first + timedelta(seconds=rng.randrange(market.seconds))
             cursor.execute(
                 "SELECT price::text, trade_id FROM trades WHERE symbol = %s AND trade_time < %s"
                 " ORDER BY trade_time DESC, trade_id DESC LIMIT 1",
@@ -284,33 +230,38 @@ def check_answers(owner_url: str, port: int, args: argparse.Namespace, symbols: 
                 "SELECT date_trunc('minute', trade_time, 'UTC') AS m, max(price)::text, min(price)::text, count(*)"
                 " FROM trades WHERE symbol = %s AND trade_time >= %s AND trade_time < %s"
                 " GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
-                (symbol, moment - timedelta(days=1), moment),
+                (symbol, first, last),
             )
             minute, high, low, count = cursor.fetchone()
             minmax = get_json(port, f"/v1/prices/minmax?symbol={symbol}&minute={int(minute.timestamp() * 1000)}")
             got = (Decimal(minmax["high"]), Decimal(minmax["low"]), minmax["trade_count"])
             assert got == (Decimal(high), Decimal(low), count), (minmax, high, low, count)
 
-            day = first + timedelta(days=rng.randrange(args.days))
+            cursor.execute("SELECT count(*), sum(quantity)::text FROM trades WHERE symbol = %s", (symbol,))
+            count, volume = cursor.fetchone()
+            start_ms, end_ms = int(first.timestamp() * 1000), int(last.timestamp() * 1000)
+            minutes = get_json(
+                port, f"/v1/candles?symbol={symbol}&interval=1m&limit=1000&start={start_ms}&end={end_ms}"
+            )["candles"]
+            if market.seconds <= 60_000:  # the span in one page of 1m candles
+                assert sum(c["trade_count"] for c in minutes) == count, (symbol, "1m")
+                assert sum(Decimal(c["volume"]) for c in minutes) == Decimal(volume), (symbol, "1m")
+            day = period_start(last - timedelta(microseconds=1), Period.DAY)
             cursor.execute(
-                "SELECT count(*), sum(quantity)::text FROM trades WHERE symbol = %s AND trade_time >= %s"
-                " AND trade_time < %s",
+                "SELECT sum(trade_count), sum(volume)::text FROM trade_candles_1m WHERE symbol = %s"
+                " AND open_time >= %s AND open_time < %s",
                 (symbol, day, day + timedelta(days=1)),
             )
-            count, volume = cursor.fetchone()
-            start_ms = int(day.timestamp() * 1000)
-            minutes = get_json(
-                port,
-                f"/v1/candles?symbol={symbol}&interval=1m&limit=1440&start={start_ms}&end={start_ms + 86_400_000}",
-            )["candles"]
-            days = get_json(
-                port, f"/v1/candles?symbol={symbol}&interval=1d&start={start_ms}&end={start_ms + 86_400_000}"
-            )["candles"]
-            assert sum(c["trade_count"] for c in minutes) == count == days[0]["trade_count"], (symbol, day)
-            assert sum(Decimal(c["volume"]) for c in minutes) == Decimal(volume) == Decimal(days[0]["volume"])
+            day_count, day_volume = cursor.fetchone()
+            day_ms = int(day.timestamp() * 1000)
+            days = get_json(port, f"/v1/candles?symbol={symbol}&interval=1d&start={day_ms}&end={day_ms + 86_400_000}")[
+                "candles"
+            ]
+            assert (days[0]["trade_count"], Decimal(days[0]["volume"])) == (day_count, Decimal(day_volume)), symbol
             checked.append(
                 f"{symbol}: latest, price at {moment:%Y-%m-%dT%H:%M:%S}Z, minute {minute:%Y-%m-%dT%H:%M}Z"
-                f" ({count_text(minmax['trade_count'])}), the day {day:%Y-%m-%d} in 1m and 1d ({count:,} trades)"
+                f" ({count_text(minmax['trade_count'])}), the span in 1m ({count:,} trades),"
+                f" the day {day:%Y-%m-%d} in 1d"
             )
     return checked
 
@@ -322,39 +273,33 @@ def count_text(count: int) -> str:
 # --- the load generator (its own process) ---------------------------------------------------------------
 
 
-def scenarios(
-    args: argparse.Namespace, symbols: list[tuple[str, float]]
-) -> list[tuple[str, Callable[[random.Random], str]]]:
-    first, last = span_of(args)
-    t0 = int(first.timestamp() * 1000)
-    span = int((last - first).total_seconds() * 1000)
-    names = [name for name, _ in symbols]
-    shares = [share for _, share in symbols]
+def scenarios(market: scale_load.Market) -> list[tuple[str, Callable[[random.Random], str]]]:
+    t0 = int(market.start.timestamp() * 1000)
+    span = market.seconds * 1000
+    names = [name for name, _ in shares(market)]
+    weights = [share for _, share in shares(market)]
+    top = names[: market.year_symbols]
+    # The span's last UTC day: at a busy market's rate the span is hours, within that day.
+    day = int(period_start(market.end - timedelta(microseconds=1), Period.DAY).timestamp() * 1000)
 
     def any_symbol(rng: random.Random) -> str:
-        return rng.choices(names, shares)[0]
+        return rng.choices(names, weights)[0]
 
     def any_time(rng: random.Random) -> int:
         return t0 + rng.randrange(span)
 
-    def day_start(rng: random.Random) -> int:
-        return t0 + rng.randrange(args.days) * 86_400_000
-
-    year_ago = int((last - timedelta(days=365)).timestamp() * 1000)
+    year_ago = int(market.year_start.timestamp() * 1000)
     return [
         ("latest price", lambda r: f"/v1/prices/latest?symbol={any_symbol(r)}"),
         ("price at a second", lambda r: f"/v1/prices/at?symbol={any_symbol(r)}&timestamp={any_time(r)}"),
         ("minute high/low", lambda r: f"/v1/prices/minmax?symbol={any_symbol(r)}&minute={any_time(r)}"),
         (
             "one day of 1m candles",
-            lambda r: (
-                f"/v1/candles?symbol={any_symbol(r)}&interval=1m&limit=1440&start={(d := day_start(r))}"
-                f"&end={d + 86_400_000}"
-            ),
+            lambda r: f"/v1/candles?symbol={any_symbol(r)}&interval=1m&limit=1440&start={day}&end={day + 86_400_000}",
         ),
         (
-            "a year of 1d candles",
-            lambda r: f"/v1/candles?symbol={any_symbol(r)}&interval=1d&limit=366&start={year_ago}",
+            f"a year of 1d candles (top {len(top)} symbols)",
+            lambda r: f"/v1/candles?symbol={r.choice(top)}&interval=1d&limit=366&start={year_ago}",
         ),
     ]
 
@@ -363,11 +308,11 @@ def drive(
     port: int,
     api_pid: int,
     args: argparse.Namespace,
-    symbols: list[tuple[str, float]],
+    market: scale_load.Market,
     queue: multiprocessing.Queue[tuple[str, object]],
 ) -> None:
     """The load generator: each scenario at each concurrency, then the CSV exports."""
-    chosen = scenarios(args, symbols)
+    chosen = scenarios(market)
 
     async def main() -> None:
         for _, make_path in chosen:  # connections in the pool, statements planned
@@ -376,9 +321,10 @@ def drive(
             for name, make_path in chosen:
                 result = await api_load.run_scenario(port, api_pid, name, make_path, concurrency, args.seconds)
                 queue.put(("result", asdict(result)))
-        first = int(span_of(args)[0].timestamp() * 1000) + 86_400_000
-        for label, hours in (("one hour", 1), ("one day", 24)):
-            path = f"/v1/trades?symbol={symbols[0][0]}&format=csv&start={first}&end={first + hours * 3_600_000}"
+        # The span's first hour, and the whole span (hours at a busy market's rate).
+        first, end = int(market.start.timestamp() * 1000), int(market.end.timestamp() * 1000)
+        for label, until in (("one hour", min(end, first + 3_600_000)), ("the span", end)):
+            path = f"/v1/trades?symbol={market.symbols[0][0]}&format=csv&start={first}&end={until}"
             for _ in range(3):
                 export = await api_load.run_export(port, path)
                 queue.put(("export", {"label": label, **asdict(export)}))
@@ -388,11 +334,11 @@ def drive(
 
 
 def measure(
-    api: Any, port: int, args: argparse.Namespace, symbols: list[tuple[str, float]]
+    api: Any, port: int, args: argparse.Namespace, market: scale_load.Market
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     context = multiprocessing.get_context("spawn")
     queue: multiprocessing.Queue[tuple[str, Any]] = context.Queue()
-    driver = context.Process(target=drive, args=(port, api.pid, args, symbols, queue))
+    driver = context.Process(target=drive, args=(port, api.pid, args, market, queue))
     driver.start()
     results: list[dict[str, Any]] = []
     exports: list[dict[str, Any]] = []
@@ -435,7 +381,7 @@ def side_by_side(runs: list[dict[str, Any]]) -> str:
         lines.append(f"| {name} | {concurrency} | {aim} | " + " | ".join(cells) + " |")
     lines += ["", "| CSV export (top symbol) | " + " | ".join(f"{h} rows/s" for h in heads) + " |"]
     lines.append("|---|" + "---:|" * len(runs))
-    for label in ("one hour", "one day"):
+    for label in ("one hour", "the span"):
         cells = []
         for run in runs:
             rates = [e["rows"] / e["seconds"] for e in run["exports"] if e["label"] == label]
@@ -450,8 +396,10 @@ def side_by_side(runs: list[dict[str, Any]]) -> str:
         ("1 m rollup rows / GB", lambda run: rows_and_gb(run["sizes"]["trade_candles_1m"])),
         ("database GB", lambda run: f"{run['sizes']['database'] / 1e9:.2f}"),
         ("bytes per trade (database)", lambda run: f"{run['sizes']['database'] / run['trades']:.0f}"),
+        ("market rate (trades/s), span", lambda run: f"{run['rate']:,.0f}, {run['span']}"),
         ("load s (trades/s)", lambda run: load_text(run)),
         ("maintenance pass / VACUUM ANALYZE s", lambda run: maintenance_text(run["timings"])),
+        ("load average during the load", lambda run: str(run.get("load_load_average") or "-")),
         ("load average during the measurement", lambda run: run["load_average"]),
     ):
         lines.append(f"| {label} | " + " | ".join(value(run) for run in runs) + " |")
@@ -497,38 +445,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     name = args.database or f"bench_scale_{uuid.uuid4().hex[:8]}"
     owner_url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
     api_url = make_url(api_admin_url).set(database=name).render_as_string(hide_password=False)
-    symbols = market_symbols(args.symbols)
+    market = plan(args)
+    symbols = shares(market)
     timings: dict[str, float] = {}
+    load_averages = {}
     api = None
     if args.database is None:
         api_load.admin_execute(admin_url, f'CREATE DATABASE "{name}"')  # a generated identifier
     try:
-        log(f"database {name}: {args.trades:,} trades of {len(symbols)} symbols over {args.days} days")
+        log(
+            f"database {name}: {market.trades:,} trades of {len(symbols)} symbols at {args.rate:,.0f} trades/s,"
+            f" {market.start:%Y-%m-%d %H:%M} to {market.end:%Y-%m-%d %H:%M} UTC"
+        )
         if args.database is None:
             migrate(owner_url, make_url(api_admin_url).username or "")
             # "Now" at the span's end: the retention reaches back over the whole span, so every
             # day's partition exists before its rows arrive (none wait in DEFAULT).
-            report = maintenance_pass(owner_url, span_of(args)[1], args.days, compact=False)
+            report = maintenance_pass(owner_url, market.end, span_days(market), compact=False)
             log(f"partitions created ahead: {sum(len(v) for v in report.created.values())}")
             load_symbols(owner_url, symbols)
-            timings.update(load(owner_url, args, symbols))
-            timings.update(finish(owner_url, args))
+            load_averages["load"] = load_average()
+            timings.update(load(owner_url, market, args.disk_path))
+            timings.update(finish(owner_url, market))
+            load_averages["load"] += f" -> {load_average()}"
         stored = sizes(owner_url)
-        checks = check_store(owner_url)
+        checks = check_store(owner_url, market)
         for line in checks:
             log(line)
-        port = api_load.free_port()
+        port = args.api_port
         api = api_load.start_api(api_url, port, 1, dict(item.split("=", 1) for item in args.api_env))
         api_load.wait_ready(port)
-        answers = check_answers(owner_url, port, args, symbols)
+        answers = check_answers(owner_url, port, market)
         for line in answers:
             log(f"answers equal to SQL over the trades: {line}")
         before = load_average()
-        results, exports = measure(api, port, args, symbols)
+        results, exports = measure(api, port, args, market)
         figures = {
-            "trades": args.trades,
+            "trades": market.trades,
             "symbols": len(symbols),
-            "days": args.days,
+            "rate": args.rate,
+            "span": f"{market.start:%Y-%m-%d %H:%M} to {market.end:%Y-%m-%d %H:%M} UTC",
+            "load_load_average": load_averages.get("load", ""),
             "seconds": args.seconds,
             "results": results,
             "exports": exports,
@@ -557,12 +514,22 @@ def main() -> int:
     )
     parser.add_argument("--trades", type=int, default=20_000_000)
     parser.add_argument("--symbols", type=int, default=1600)
-    parser.add_argument("--days", type=int, default=20, help="whole days of market time, ending at today's midnight")
+    parser.add_argument(
+        "--rate", type=float, default=20_000.0, help="the market's trades/s in all: the span is --trades at this rate"
+    )
+    parser.add_argument("--end", help="the span's end, UTC (ISO, e.g. 2026-12-02) [today's midnight]")
+    parser.add_argument(
+        "--year-symbols", type=int, default=5, help="top symbols with a year of 1 m rows before the span"
+    )
+    parser.add_argument("--api-port", type=int, default=41432, help="the api's port (127.0.0.1)")
+    parser.add_argument(
+        "--disk-path", default="/var/lib/postgresql", help="the load stops when free disk here falls below 12 GB"
+    )
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each query's run")
     parser.add_argument("--concurrency", default="1,8", help="concurrent connections, comma-separated")
     parser.add_argument("--json", type=Path, help="write the figures here")
     parser.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
-    parser.add_argument("--database", help="measure a database an earlier --keep run kept (same --trades/--days)")
+    parser.add_argument("--database", help="measure a database an earlier --keep run kept (same --trades/--rate/--end)")
     parser.add_argument("--api-env", action="append", default=[], help="extra API_*=value for the api, repeatable")
     parser.add_argument("--side-by-side", nargs="+", type=Path, help="only print the report of these --json files")
     args = parser.parse_args()
