@@ -16,7 +16,6 @@ from sqlalchemy import (
     ColumnElement,
     Table,
     Text,
-    and_,
     cast,
     func,
     literal,
@@ -212,13 +211,26 @@ async def grouped_rollup_rows(
         .group_by(bucketed.c.bucket)
         .cte("grouped")
     )
+    # A bucket's open and close are its first and last minute's: one primary-key probe each per
+    # bucket (correlated subqueries). A join here was planned as a hash join over every 1 m row
+    # the symbol has, in every partition, whatever the range: seconds for a year of minutes.
     first_row, last_row = table.alias("first_row"), table.alias("last_row")
+    open_price = (
+        select(first_row.c.open)
+        .where(first_row.c.symbol == symbol, first_row.c.open_time == grouped.c.first_row)
+        .scalar_subquery()
+    )
+    close_price = (
+        select(last_row.c.close)
+        .where(last_row.c.symbol == symbol, last_row.c.open_time == grouped.c.last_row)
+        .scalar_subquery()
+    )
     query = select(
         _epoch_ms(grouped.c.bucket),
-        _text(first_row.c.open),
+        cast(open_price, Text).label("open"),
         _text(grouped.c.high),
         _text(grouped.c.low),
-        _text(last_row.c.close),
+        cast(close_price, Text).label("close"),
         _text(grouped.c.volume),
         _text(grouped.c.quote_volume),
         grouped.c.trade_count,
@@ -226,11 +238,7 @@ async def grouped_rollup_rows(
         _text(grouped.c.taker_buy_quote_volume),
         grouped.c.first_trade_id,
         grouped.c.last_trade_id,
-    ).select_from(
-        grouped.join(first_row, and_(first_row.c.symbol == symbol, first_row.c.open_time == grouped.c.first_row)).join(
-            last_row, and_(last_row.c.symbol == symbol, last_row.c.open_time == grouped.c.last_row)
-        )
-    )
+    ).select_from(grouped)
     return _by_open(await connection.execute(query))
 
 
