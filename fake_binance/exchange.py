@@ -207,8 +207,12 @@ class Exchange:
                 continue
             viewers.discard(subscriber)
             if not viewers:
+                # The stream's open kline is kept, and fed, with nobody watching: it is the market's
+                # state, as on Binance. Rebuilding it from the history at the next subscription cost
+                # a pass over every trade of the open interval: after a 20x burst, seconds per
+                # reconnecting connection with the event loop blocked, so handshakes timed out and
+                # were retried, each rebuilding it again.
                 del self._subscribers[name]
-                self._drop_unwatched_accumulator(name)
 
     def _ensure_accumulator(self, name: str) -> None:
         if not self._derive_klines:
@@ -221,16 +225,6 @@ class Exchange:
         by_interval = self._accumulators.setdefault(parsed.symbol, {})
         if parsed.interval not in by_interval:
             by_interval[parsed.interval] = self._seed_accumulator(parsed.symbol, parsed.interval)
-
-    def _drop_unwatched_accumulator(self, name: str) -> None:
-        parsed = streams.parse_served(name)
-        if parsed is None or parsed.kind != "kline" or parsed.interval is None:
-            return
-        if streams.stream_name(parsed.symbol, "kline", parsed.interval) not in self._subscribers:
-            by_interval = self._accumulators.get(parsed.symbol, {})
-            by_interval.pop(parsed.interval, None)
-            if not by_interval:
-                self._accumulators.pop(parsed.symbol, None)
 
     def _seed_accumulator(self, symbol: str, interval: str) -> KlineAccumulator:
         """The open kline as the history already knows it, so late subscribers see full candles."""

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fake_binance.exchange import Event, Exchange
+from fake_binance.exchange import Clock, Event, Exchange
 from fake_binance.exchange_info import load_exchange_info
 from fake_binance.settings import FakeBinanceSettings
 from fake_binance.whole_market import BurstSchedule, trade_rates, zipf_exponent
@@ -168,3 +168,29 @@ def test_a_subscription_past_1024_streams_is_refused() -> None:
     outcome = handle_control(request, subscribed, True)
     assert orjson.loads(outcome.reply) == {"error": {"code": 2, "msg": "Invalid request: too many streams"}, "id": 1}
     assert outcome.subscribe == []
+
+
+def test_a_kline_stream_resubscribed_goes_on_without_a_pass_over_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    # After a burst a reconnecting client resubscribes every kline stream; rebuilding each open
+    # kline from the history blocked the fake's loop for seconds (handshakes timed out, retried).
+    settings = FakeBinanceSettings.model_validate({"market": "all", "seed": 1})
+    exchange = Exchange(settings, FULL_INFO, Clock(lambda: NOW_MS / 1000))
+    stream = "btcusdt@kline_1m"
+    first, second = Recorder(), Recorder()
+    exchange.subscribe(first, [stream])
+    run_ticks(exchange, 4)
+    exchange.unsubscribe(first, [stream])
+    run_ticks(exchange, 4)  # trades while nobody watches still count in the open kline
+
+    def no_history_pass(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the open kline was rebuilt from the history")
+
+    monkeypatch.setattr("fake_binance.klines.klines_between", no_history_pass)
+    exchange.subscribe(second, [stream])
+    exchange.push_klines(NOW_MS + 4000)
+    kline = second.payloads[-1]["k"]
+    assert isinstance(kline, dict)
+    history = exchange.histories["BTCUSDT"]
+    in_interval = [t for t in history.trades if kline["t"] <= t.trade_time <= kline["T"]]
+    assert in_interval and kline["n"] == len(in_interval)
+    assert (kline["f"], kline["L"]) == (in_interval[0].trade_id, in_interval[-1].trade_id)
