@@ -167,7 +167,7 @@ class Soak:
         args = self.args
         suffix = uuid.uuid4().hex[:8]
         raw_topic, dlq_topic = f"soak.raw.{suffix}", f"soak.raw.dlq.{suffix}"
-        ws_port, rest_port, producer_port, consumer_port = free_port(), free_port(), free_port(), free_port()
+        ws_port, rest_port, producer_port, consumer_port = self.ports(4)
         self.fake_url = f"http://127.0.0.1:{rest_port}"
         self.producer_metrics = f"http://127.0.0.1:{producer_port}/metrics"
         self.consumer_metrics = f"http://127.0.0.1:{consumer_port}/metrics"
@@ -223,6 +223,12 @@ class Soak:
         self.pids.update(stack_pids(self.stack_env["STACK_DIR"], self.stack_env["PG_PORT"]))
         self._wait(lambda: self.fake_state()["market_opened_at"], 60, "the market to open")
         self.opened_at = float(self.fake_state()["market_opened_at"])
+
+    def ports(self, count: int) -> list[int]:
+        """`count` ports: from --port-base on when given (a shared box hands out port ranges), else any free ones."""
+        if self.args.port_base is None:
+            return [free_port() for _ in range(count)]
+        return [self.args.port_base + offset for offset in range(count)]
 
     def fake_state(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.fake_url + "/fake/state", timeout=30) as response:
@@ -453,6 +459,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sample-s", type=float, default=2.0)
     parser.add_argument("--stack-env", type=Path, default=REPO / ".local/test-stack/stack.env")
     parser.add_argument("--keep", action="store_true", help="keep the soak's database")
+    parser.add_argument("--port-base", type=int, help="the servers' ports from here on (default: any free ports)")
     return parser.parse_args()
 
 
