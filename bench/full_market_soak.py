@@ -49,6 +49,7 @@ import compose_local  # noqa: E402
 from tests.conftest import ARTIFACTS, Services, create_database, drop_database, free_port, libpq_dsn  # noqa: E402
 
 STREAM_TYPES = "trade,aggTrade,kline_1m,bookTicker"
+GAP_COUNTERS = ("websocket_connections_dropped", "ids_missed", "backfilled_records", "ids_given_up")
 TABLES = ("trades", "agg_trades", "klines", "book_tickers", "trade_candles_1s", "trade_candles_1m", "dead_letters")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -148,6 +149,10 @@ class Sample:
     lag_s: float | None
     lag_messages: float | None
     usage: dict[str, tuple[float, int]]
+    # Summed over the producer processes: connections that ended unasked, ids found missing, records
+    # fetched over REST, ids given up.
+    gaps: dict[str, float] = field(default_factory=dict)
+    load_average: float = 0.0
 
 
 @dataclass
@@ -157,7 +162,7 @@ class Soak:
     services: Services
     database: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
-    producer_metrics: str = ""
+    producer_metrics: list[str] = field(default_factory=list)
     consumer_metrics: str = ""
     fake_url: str = ""
     samples: list[Sample] = field(default_factory=list)
@@ -167,9 +172,9 @@ class Soak:
         args = self.args
         suffix = uuid.uuid4().hex[:8]
         raw_topic, dlq_topic = f"soak.raw.{suffix}", f"soak.raw.dlq.{suffix}"
-        ws_port, rest_port, producer_port, consumer_port = self.ports(4)
+        ws_port, rest_port, consumer_port, *producer_ports = self.ports(3 + args.producers)
         self.fake_url = f"http://127.0.0.1:{rest_port}"
-        self.producer_metrics = f"http://127.0.0.1:{producer_port}/metrics"
+        self.producer_metrics = [f"http://127.0.0.1:{port}/metrics" for port in producer_ports]
         self.consumer_metrics = f"http://127.0.0.1:{consumer_port}/metrics"
         self.services.extra_addresses = {
             "fake-binance:9443": f"127.0.0.1:{ws_port}",
@@ -204,6 +209,7 @@ class Soak:
                 "FAKE_BINANCE_MARKET_BURST_EVERY_S": str(args.burst_every_s),
                 "FAKE_BINANCE_MARKET_FIRST_BURST_S": str(args.first_burst_s),
                 "FAKE_BINANCE_SEED": str(args.seed),
+                **({"FAKE_BINANCE_HISTORY_KEEP_S": str(args.history_keep_s)} if args.history_keep_s else {}),
             },
         ).pid
         self.pids["consumer"] = self.services.start(
@@ -217,9 +223,18 @@ class Soak:
             },
         ).pid
         self._wait(lambda: urllib.request.urlopen(self.fake_url + "/api/v3/ping", timeout=1), 60, "the fake exchange")
-        self.pids["producer"] = self.services.start(
-            "producer", {"PRODUCER_RAW_TOPIC": raw_topic, "PRODUCER_METRICS_PORT": str(producer_port)}
-        ).pid
+        # PRODUCER_SHARD=i/n: each process streams the symbols whose name hashes to it.
+        for index, port in enumerate(producer_ports):
+            label = "producer" if args.producers == 1 else f"producer-{index}"
+            self.pids[label] = self.services.start(
+                "producer",
+                {
+                    "PRODUCER_RAW_TOPIC": raw_topic,
+                    "PRODUCER_METRICS_PORT": str(port),
+                    "PRODUCER_SHARD": f"{index}/{args.producers}",
+                },
+                label=label,
+            ).pid
         self.pids.update(stack_pids(self.stack_env["STACK_DIR"], self.stack_env["PG_PORT"]))
         self._wait(lambda: self.fake_state()["market_opened_at"], 60, "the market to open")
         self.opened_at = float(self.fake_state()["market_opened_at"])
@@ -250,11 +265,20 @@ class Soak:
     def sample(self) -> Sample:
         children = _children()
         usage = {name: tree_usage(pid, children) for name, pid in self.pids.items()}
-        producer = scrape(self.producer_metrics)
+        producers = [scrape(url) for url in self.producer_metrics]
         consumer = scrape(self.consumer_metrics)
+        received: dict[str, float] = {}
+        gaps: dict[str, float] = {}
+        for producer in producers:
+            for kind, count in by_label(producer, "producer_frames_received_total", "stream_type").items():
+                received[kind] = received.get(kind, 0.0) + count
+            for name in GAP_COUNTERS:
+                gaps[name] = gaps.get(name, 0.0) + sum(by_label(producer, f"producer_{name}_total", "cause").values())
         return Sample(
             at=time.time(),
-            received=by_label(producer, "producer_frames_received_total", "stream_type"),
+            received=received,
+            gaps=gaps,
+            load_average=float(Path("/proc/loadavg").read_text().split()[0]),
             stored=by_label(consumer, "consumer_rows_written_total", "table"),
             lag_s=single(consumer, "consumer_lag_seconds"),
             lag_messages=sum(by_label(consumer, "consumer_lag_messages", "partition").values()) or None,
@@ -355,6 +379,32 @@ class Soak:
             for burst, count, quantiles in rows
         }
 
+    def ids_missing(self) -> dict[str, int]:
+        """Ids missing from the store between each symbol's first and last stored trade (aggTrade):
+        live ids are consecutive, so these are the gaps neither the stream nor REST filled."""
+        missing = {}
+        with psycopg2.connect(libpq_dsn(self.database["owner"])) as connection, connection.cursor() as cursor:
+            for table, column in (("trades", "trade_id"), ("agg_trades", "agg_trade_id")):
+                cursor.execute(
+                    f"SELECT coalesce(sum(high - low + 1 - n), 0) FROM"
+                    f" (SELECT max({column}) AS high, min({column}) AS low, count(DISTINCT {column}) AS n"
+                    f" FROM {table} GROUP BY symbol) AS per_symbol"
+                )
+                missing[table] = int(cursor.fetchone()[0])
+        return missing
+
+    def gap_figures(self) -> dict[str, Any]:
+        first, last = self.samples[0], self.samples[-1]
+        loads = [s.load_average for s in self.samples]
+        return {
+            "during_run": {name: last.gaps.get(name, 0.0) - first.gaps.get(name, 0.0) for name in GAP_COUNTERS},
+            "load_average_1m": {
+                "min": min(loads),
+                "p50": percentile(loads, 0.5),
+                "max": max(loads),
+            },
+        }
+
     def table_bytes(self) -> dict[str, int]:
         sizes = {}
         with psycopg2.connect(libpq_dsn(self.database["owner"])) as connection, connection.cursor() as cursor:
@@ -421,6 +471,13 @@ def markdown(figures: dict[str, Any]) -> str:
             f"- burst at +{burst['burst_start_s']} s: peak lag {burst['peak_lag_s']} s, under 1 s again"
             f" {burst['under_1s_after_burst_end_s']} s after its end"
         )
+    gaps = figures["gaps"]
+    lines += [
+        "",
+        f"During the run: {json.dumps(gaps['during_run'])}; after {gaps['drain_s']} s more:"
+        f" {json.dumps(gaps['after_drain'])}; ids missing in the store: {json.dumps(gaps['ids_missing_in_store'])};"
+        f" load average (1 min) {json.dumps(gaps['load_average_1m'])}",
+    ]
     lines += ["", "| trades | count | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
     for phase, values in figures["latency"].items():
         lines.append(f"| {phase} bursts | {values['trades']} | {values['p50_ms']} | {values['p99_ms']} |")
@@ -459,6 +516,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sample-s", type=float, default=2.0)
     parser.add_argument("--stack-env", type=Path, default=REPO / ".local/test-stack/stack.env")
     parser.add_argument("--keep", action="store_true", help="keep the soak's database")
+    parser.add_argument("--producers", type=int, default=1, help="producer processes (PRODUCER_SHARD=i/n)")
+    parser.add_argument("--history-keep-s", type=float, default=0.0, help="the fake's REST history (0: its default)")
+    parser.add_argument("--drain-s", type=float, default=60.0, help="after the run, time left for REST backfills")
     parser.add_argument("--port-base", type=int, help="the servers' ports from here on (default: any free ports)")
     return parser.parse_args()
 
@@ -479,6 +539,9 @@ def main() -> int:
         samples_out.write_text(json.dumps([vars(sample) for sample in soak.samples]))
         disk_end = soak.table_bytes()
         hours = (soak.samples[-1].at - soak.samples[0].at) / 3600
+        # The backfill's time to finish what the last burst left: the services run on, unmeasured.
+        time.sleep(args.drain_s)
+        drained = soak.sample()
         try:
             fake = {k: v for k, v in soak.fake_state().items() if not isinstance(v, (dict, list))}
         except OSError as error:
@@ -493,6 +556,12 @@ def main() -> int:
             "usage": soak.usage(),
             "disk": disk_figures(disk_start, disk_end, hours),
             "fake": fake,
+            "gaps": soak.gap_figures()
+            | {
+                "after_drain": {name: drained.gaps.get(name, 0.0) for name in GAP_COUNTERS},
+                "drain_s": args.drain_s,
+                "ids_missing_in_store": soak.ids_missing(),
+            },
             "latency": soak.latency(),
         }
     finally:
