@@ -41,6 +41,8 @@ KLINE_PUSH_PERIOD_MS = 2000
 # A symbol listed or resumed while running trades this often unless told otherwise.
 DEFAULT_LISTED_TRADES_PER_SECOND = 1.0
 STATUSES = ("TRADING", "HALT", "BREAK")
+# The whole-market loop trades at most this many ticks' worth at a time (see _trade_whole_market).
+_LONGEST_TICKS = 4
 # How often old REST history is forgotten (history_keep_s).
 _HISTORY_TRIM_PERIOD_S = 10.0
 
@@ -110,6 +112,8 @@ class Exchange:
             settings.market_first_burst_s,
         )
         self.burst_factor = 1.0
+        # Market time the whole-market loop did not trade because it fell behind the clock.
+        self.market_seconds_skipped = 0.0
         self.market_opened_at: float | None = None  # time.time() when trading began
         self.trade_pacers: dict[str, Pacer] = {}
         self.book_pacers: dict[str, Pacer] = {}
@@ -413,10 +417,18 @@ class Exchange:
         in timers than the trades themselves."""
         loop = asyncio.get_running_loop()
         opened = previous = loop.time()
+        # A tick trades for the time since the last one, but for no more than this: a fake short of
+        # CPU (a 20x burst on a busy box) that caught up on everything due would trade in one
+        # callback after another and starve its own sockets (handshakes and REST timed out), and
+        # would carry a burst's backlog past the burst's end. What it skips it counts instead.
+        longest_s = _LONGEST_TICKS * self.settings.market_tick_s
         while True:
             await asyncio.sleep(self.settings.market_tick_s)
             now = loop.time()
             elapsed, previous = now - previous, now
+            if elapsed > longest_s:
+                self.market_seconds_skipped += elapsed - longest_s
+                elapsed = longest_s
             self.burst_factor = self.bursts.factor_at(now - opened)
             self._trade_tick(elapsed, self.burst_factor, self.clock.now_ms())
 

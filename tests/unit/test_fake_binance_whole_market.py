@@ -1,6 +1,9 @@
 """The fake's whole-market mode as pure logic: the rate law, its determinism, history agreeing with
 the streams, listing and halting, the limits of connections and streams."""
 
+import asyncio
+import contextlib
+import time
 from collections import Counter
 
 import orjson
@@ -194,3 +197,27 @@ def test_a_kline_stream_resubscribed_goes_on_without_a_pass_over_the_history(mon
     in_interval = [t for t in history.trades if kline["t"] <= t.trade_time <= kline["T"]]
     assert in_interval and kline["n"] == len(in_interval)
     assert (kline["f"], kline["L"]) == (in_interval[0].trade_id, in_interval[-1].trade_id)
+
+
+def test_a_stalled_market_loop_skips_the_stall_instead_of_trading_it_all_at_once() -> None:
+    # Short of CPU, the loop used to trade everything due in one go: its sockets starved.
+    exchange = whole_market(market_trades_per_second=20_000, market_burst_s=0, market_tick_s=0.05)
+
+    async def stall_once() -> float:
+        task = asyncio.create_task(exchange._trade_whole_market())
+        await asyncio.sleep(0.2)
+        time.sleep(1.0)  # the event loop blocked: a starved process
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return exchange.market_seconds_skipped
+
+    started = time.monotonic()
+    skipped = asyncio.run(stall_once())
+    wall_s = time.monotonic() - started
+    assert skipped >= 1.0 - 4 * 0.05
+    traded = sum(exchange.trades_emitted.values())
+    # Trades for the time traded (plus each symbol's starting fraction and a fill's rounding), not
+    # for the stall too: that would be 20,000 a second of the whole wall time.
+    assert 0 < traded <= 20_000 * (wall_s - skipped) + 2 * len(exchange.trade_pacers) < 20_000 * wall_s
