@@ -42,7 +42,7 @@ KLINE_PUSH_PERIOD_MS = 2000
 DEFAULT_LISTED_TRADES_PER_SECOND = 1.0
 STATUSES = ("TRADING", "HALT", "BREAK")
 # The whole-market loop trades at most this many ticks' worth at a time (see _trade_whole_market).
-_LONGEST_TICKS = 4
+_LONGEST_TICKS = 10
 # How often old REST history is forgotten (history_keep_s).
 _HISTORY_TRIM_PERIOD_S = 10.0
 

@@ -216,7 +216,7 @@ def test_a_stalled_market_loop_skips_the_stall_instead_of_trading_it_all_at_once
     started = time.monotonic()
     skipped = asyncio.run(stall_once())
     wall_s = time.monotonic() - started
-    assert skipped >= 1.0 - 4 * 0.05
+    assert skipped >= 1.0 - 10 * 0.05
     traded = sum(exchange.trades_emitted.values())
     # Trades for the time traded (plus each symbol's starting fraction and a fill's rounding), not
     # for the stall too: that would be 20,000 a second of the whole wall time.
