@@ -274,6 +274,8 @@ class Soak:
                 received[kind] = received.get(kind, 0.0) + count
             for name in GAP_COUNTERS:
                 gaps[name] = gaps.get(name, 0.0) + sum(by_label(producer, f"producer_{name}_total", "cause").values())
+            for cause, count in by_label(producer, "producer_websocket_connections_dropped_total", "cause").items():
+                gaps[f"dropped_{cause}"] = gaps.get(f"dropped_{cause}", 0.0) + count
         return Sample(
             at=time.time(),
             received=received,
@@ -339,8 +341,16 @@ class Soak:
             after = [s for s in self.samples if s.at >= stop]
             back = next((s.at - stop for s in after if s.lag_s is not None and s.lag_s < 1.0), None)
             peak = max((s.lag_s for s in self.samples if start <= s.at and s.lag_s is not None), default=None)
+            # From the burst's start to the next one's (or the run's end): what it cost the producers.
+            window = [s for s in self.samples if start <= s.at < start + self.args.burst_every_s]
+            cost = (
+                {name: window[-1].gaps.get(name, 0.0) - window[0].gaps.get(name, 0.0) for name in window[-1].gaps}
+                if len(window) > 1
+                else {}
+            )
             recoveries.append(
                 {
+                    "until_next_burst": cost,
                     "burst_start_s": round(start - self.opened_at),
                     "peak_lag_s": None if peak is None else round(peak, 1),
                     "under_1s_after_burst_end_s": None if back is None else round(back, 1),
@@ -469,14 +479,16 @@ def markdown(figures: dict[str, Any]) -> str:
     for burst in lag["bursts"]:
         lines.append(
             f"- burst at +{burst['burst_start_s']} s: peak lag {burst['peak_lag_s']} s, under 1 s again"
-            f" {burst['under_1s_after_burst_end_s']} s after its end"
+            f" {burst['under_1s_after_burst_end_s']} s after its end;"
+            f" until the next: {json.dumps(burst['until_next_burst'])}"
         )
     gaps = figures["gaps"]
     lines += [
         "",
         f"During the run: {json.dumps(gaps['during_run'])}; after {gaps['drain_s']} s more:"
         f" {json.dumps(gaps['after_drain'])}; ids missing in the store: {json.dumps(gaps['ids_missing_in_store'])};"
-        f" load average (1 min) {json.dumps(gaps['load_average_1m'])}",
+        f" load average (1 min) {json.dumps(gaps['load_average_1m'])};"
+        f" the fake skipped {figures['fake'].get('market_seconds_skipped')} s of market time",
     ]
     lines += ["", "| trades | count | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
     for phase, values in figures["latency"].items():
