@@ -164,7 +164,7 @@ class Soak:
     pids: dict[str, int] = field(default_factory=dict)
     producer_metrics: list[str] = field(default_factory=list)
     consumer_metrics: str = ""
-    fake_url: str = ""
+    fake_urls: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     opened_at: float = 0.0
 
@@ -172,8 +172,11 @@ class Soak:
         args = self.args
         suffix = uuid.uuid4().hex[:8]
         raw_topic, dlq_topic = f"soak.raw.{suffix}", f"soak.raw.dlq.{suffix}"
-        ws_port, rest_port, consumer_port, *producer_ports = self.ports(3 + args.producers)
-        self.fake_url = f"http://127.0.0.1:{rest_port}"
+        consumer_port, *ports = self.ports(1 + args.producers + 2 * args.fakes)
+        producer_ports, fake_ports = ports[: args.producers], ports[args.producers :]
+        ws_ports, rest_ports = fake_ports[0::2], fake_ports[1::2]
+        ws_port, rest_port = ws_ports[0], rest_ports[0]
+        self.fake_urls = [f"http://127.0.0.1:{port}" for port in rest_ports]
         self.producer_metrics = [f"http://127.0.0.1:{port}/metrics" for port in producer_ports]
         self.consumer_metrics = f"http://127.0.0.1:{consumer_port}/metrics"
         self.services.extra_addresses = {
@@ -195,11 +198,57 @@ class Soak:
                 "BOOTSTRAP_DLQ_TOPIC": dlq_topic,
             },
         )
-        self.pids["fake-binance"] = self.services.start(
+        # FAKE_BINANCE_MARKET_SHARD=i/n: fake i makes the symbols producer i streams.
+        for index, (fake_ws, fake_rest) in enumerate(zip(ws_ports, rest_ports, strict=True)):
+            self._start_fake(index, fake_ws, fake_rest)
+        self.pids["consumer"] = self.services.start(
+            "consumer",
+            {
+                "CONSUMER_DATABASE_URL": self.database["owner"],
+                "CONSUMER_RAW_TOPIC": raw_topic,
+                "CONSUMER_DLQ_TOPIC": dlq_topic,
+                "CONSUMER_GROUP_ID": f"soak-{suffix}",
+                "CONSUMER_METRICS_PORT": str(consumer_port),
+            },
+        ).pid
+        for url in self.fake_urls:
+            self._wait(lambda url=url: urllib.request.urlopen(url + "/api/v3/ping", timeout=1), 60, "the fake exchange")
+        # PRODUCER_SHARD=i/n: each process streams the symbols whose name hashes to it.
+        for index, port in enumerate(producer_ports):
+            label = "producer" if args.producers == 1 else f"producer-{index}"
+            own_fake = (
+                {
+                    "PRODUCER_WS_BASE_URL": f"ws://127.0.0.1:{ws_ports[index]}",
+                    "PRODUCER_REST_BASE_URL": f"http://127.0.0.1:{rest_ports[index]}",
+                }
+                if args.fakes > 1
+                else {}
+            )
+            self.pids[label] = self.services.start(
+                "producer",
+                {
+                    "PRODUCER_RAW_TOPIC": raw_topic,
+                    "PRODUCER_METRICS_PORT": str(port),
+                    "PRODUCER_SHARD": f"{index}/{args.producers}",
+                    **own_fake,
+                },
+                label=label,
+            ).pid
+        self.pids.update(stack_pids(self.stack_env["STACK_DIR"], self.stack_env["PG_PORT"]))
+        for url in self.fake_urls:
+            self._wait(lambda url=url: self.fake_state(url)["market_opened_at"], 60, "the market to open")
+        # The fakes open at their first subscription, seconds apart: bursts are timed from the first.
+        self.opened_at = min(float(self.fake_state(url)["market_opened_at"]) for url in self.fake_urls)
+
+    def _start_fake(self, index: int, ws_port: int, rest_port: int) -> None:
+        args = self.args
+        label = "fake-binance" if args.fakes == 1 else f"fake-binance-{index}"
+        self.pids[label] = self.services.start(
             "fake-binance",
             {
                 "FAKE_BINANCE_WS_PORT": str(ws_port),
                 "FAKE_BINANCE_REST_PORT": str(rest_port),
+                "FAKE_BINANCE_MARKET_SHARD": f"{index}/{args.fakes}",
                 "FAKE_BINANCE_MARKET": "all",
                 "FAKE_BINANCE_MARKET_TRADES_PER_SECOND": str(args.trade_rate),
                 "FAKE_BINANCE_MARKET_TOP_TRADES_PER_SECOND": str(args.top_rate),
@@ -211,33 +260,8 @@ class Soak:
                 "FAKE_BINANCE_SEED": str(args.seed),
                 **({"FAKE_BINANCE_HISTORY_KEEP_S": str(args.history_keep_s)} if args.history_keep_s else {}),
             },
+            label=label,
         ).pid
-        self.pids["consumer"] = self.services.start(
-            "consumer",
-            {
-                "CONSUMER_DATABASE_URL": self.database["owner"],
-                "CONSUMER_RAW_TOPIC": raw_topic,
-                "CONSUMER_DLQ_TOPIC": dlq_topic,
-                "CONSUMER_GROUP_ID": f"soak-{suffix}",
-                "CONSUMER_METRICS_PORT": str(consumer_port),
-            },
-        ).pid
-        self._wait(lambda: urllib.request.urlopen(self.fake_url + "/api/v3/ping", timeout=1), 60, "the fake exchange")
-        # PRODUCER_SHARD=i/n: each process streams the symbols whose name hashes to it.
-        for index, port in enumerate(producer_ports):
-            label = "producer" if args.producers == 1 else f"producer-{index}"
-            self.pids[label] = self.services.start(
-                "producer",
-                {
-                    "PRODUCER_RAW_TOPIC": raw_topic,
-                    "PRODUCER_METRICS_PORT": str(port),
-                    "PRODUCER_SHARD": f"{index}/{args.producers}",
-                },
-                label=label,
-            ).pid
-        self.pids.update(stack_pids(self.stack_env["STACK_DIR"], self.stack_env["PG_PORT"]))
-        self._wait(lambda: self.fake_state()["market_opened_at"], 60, "the market to open")
-        self.opened_at = float(self.fake_state()["market_opened_at"])
 
     def ports(self, count: int) -> list[int]:
         """`count` ports: from --port-base on when given (a shared box hands out port ranges), else any free ones."""
@@ -245,8 +269,8 @@ class Soak:
             return [free_port() for _ in range(count)]
         return [self.args.port_base + offset for offset in range(count)]
 
-    def fake_state(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.fake_url + "/fake/state", timeout=30) as response:
+    def fake_state(self, url: str) -> dict[str, Any]:
+        with urllib.request.urlopen(url + "/fake/state", timeout=30) as response:
             state: dict[str, Any] = json.loads(response.read())
         return state
 
@@ -529,6 +553,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--stack-env", type=Path, default=REPO / ".local/test-stack/stack.env")
     parser.add_argument("--keep", action="store_true", help="keep the soak's database")
     parser.add_argument("--producers", type=int, default=1, help="producer processes (PRODUCER_SHARD=i/n)")
+    parser.add_argument(
+        "--fakes", type=int, default=1, help="fake exchanges (FAKE_BINANCE_MARKET_SHARD), 1 or as many as producers"
+    )
     parser.add_argument("--history-keep-s", type=float, default=0.0, help="the fake's REST history (0: its default)")
     parser.add_argument("--drain-s", type=float, default=60.0, help="after the run, time left for REST backfills")
     parser.add_argument("--port-base", type=int, help="the servers' ports from here on (default: any free ports)")
@@ -537,6 +564,8 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    if args.fakes not in (1, args.producers):
+        raise SystemExit("--fakes must be 1 or equal to --producers (fake i makes what producer i streams)")
     stack_env = compose_local.read_env_file(args.stack_env)
     services = Services(stack_env, ARTIFACTS / "logs" / "full_market_soak")
     soak = Soak(args, stack_env, services)
@@ -555,7 +584,12 @@ def main() -> int:
         time.sleep(args.drain_s)
         drained = soak.sample()
         try:
-            fake = {k: v for k, v in soak.fake_state().items() if not isinstance(v, (dict, list))}
+            states = [soak.fake_state(url) for url in soak.fake_urls]
+            fake = {
+                key: sum(state[key] for state in states) if key != "market_opened_at" else states[0][key]
+                for key, value in states[0].items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+            }
         except OSError as error:
             fake = {"error": repr(error)}
         # What needs only the database is computed with the services stopped: no load beside it.

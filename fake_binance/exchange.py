@@ -147,10 +147,14 @@ class Exchange:
         trades = trade_rates(
             self.info.trading(), settings.seed, settings.market_trades_per_second, settings.market_top_trades_per_second
         )
+        books = book_rates(trades, settings.market_book_tickers_per_second)
+        # FAKE_BINANCE_MARKET_SHARD: the rates are the whole market's; this process makes its share.
+        trades = {symbol: rate for symbol, rate in trades.items() if settings.trades_here(symbol)}
         for symbol, rate in trades.items():
             self._pace(symbol, rate)
-        books = book_rates(trades, settings.market_book_tickers_per_second)
         for symbol, rate in books.items():
+            if symbol not in trades:
+                continue
             # Each fill already moves the top of the book once (0.7 a trade); quotes make up the rest.
             extra = max(0.0, rate - trades[symbol] * fills_per_trade(WHOLE_MARKET_FILL_WEIGHTS))
             self.book_pacers[symbol] = Pacer(extra, self._phase(symbol, "books"))
@@ -187,7 +191,8 @@ class Exchange:
     def _start_trading(self, symbol: str, trades_per_second: float | None) -> None:
         rate = DEFAULT_LISTED_TRADES_PER_SECOND if trades_per_second is None else trades_per_second
         if self.settings.whole_market:
-            self._pace(symbol, rate)
+            if self.settings.trades_here(symbol):
+                self._pace(symbol, rate)
         elif self.trading_started.is_set():
             task = asyncio.get_running_loop().create_task(self._trade(self.markets[symbol], rate))
             self._traders.add(task)

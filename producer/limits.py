@@ -2,7 +2,6 @@
 live subscription changes."""
 
 import random
-import zlib
 from collections import deque
 from collections.abc import Sequence
 
@@ -18,15 +17,6 @@ def shard_streams(stream_names: Sequence[str], per_connection: int) -> list[list
         raise ValueError("per_connection must be at least 1")
     names = list(dict.fromkeys(stream_names))
     return [names[start : start + per_connection] for start in range(0, len(names), per_connection)]
-
-
-def process_shard_of(symbol: str, count: int) -> int:
-    """Which of `count` producer processes (PRODUCER_SHARD=i/n) streams `symbol`: a hash of its name,
-    so every process agrees without talking to the others, a symbol listed later has its owner too,
-    and all of a symbol's streams are on one process. CRC-32, not hash(): the same in every process."""
-    if count < 1:
-        raise ValueError("count must be at least 1")
-    return zlib.crc32(symbol.upper().encode()) % count
 
 
 def combined_stream_url(base_url: str, stream_names: Sequence[str], time_unit: str = "MILLISECOND") -> str:

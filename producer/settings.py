@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from producer.limits import process_shard_of
+from schemas.shards import parse_shard, shard_of
 from schemas.topics import RAW_TOPIC
 
 # Binance's kline intervals; names are case-sensitive ("1m" a minute, "1M" a month).
@@ -197,12 +197,7 @@ class ProducerSettings(BaseSettings):
     @field_validator("shard")
     @classmethod
     def _shard(cls, value: str) -> str:
-        match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
-        if match is None:
-            raise ValueError(f"shard must be i/n, e.g. 0/2, not {value!r}")
-        index, count = int(match[1]), int(match[2])
-        if count < 1 or index >= count:
-            raise ValueError(f"shard {value!r}: n must be at least 1 and i from 0 to n-1")
+        index, count = parse_shard(value)
         return f"{index}/{count}"
 
     @field_validator(
@@ -234,7 +229,7 @@ class ProducerSettings(BaseSettings):
 
     def owns(self, symbol: str) -> bool:
         """Whether this process (PRODUCER_SHARD) streams `symbol`."""
-        return self.shard_count == 1 or process_shard_of(symbol, self.shard_count) == self.shard_index
+        return self.shard_count == 1 or shard_of(symbol, self.shard_count) == self.shard_index
 
     def stream_names(self, symbols: list[str] | None = None) -> list[str]:
         """Binance stream names: the lower-case symbol, '@', the stream type; a symbol's streams together."""

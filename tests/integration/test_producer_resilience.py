@@ -31,7 +31,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from fake_binance.server import Endpoints, FakeBinanceThread
 from fake_binance.settings import FakeBinanceSettings
-from producer.limits import process_shard_of
+from schemas.shards import shard_of
 from schemas.topics import Header
 from tests.conftest import REPO, wait_until
 from tests.support.kafka import PrivateKafka
@@ -555,7 +555,7 @@ def test_kafka_outage_is_buffered_and_what_overflowed_comes_back_over_rest(
         broker.stop()
 
 
-# Four of each shard's (process_shard_of(symbol, 2)), checked below rather than trusted.
+# Four of each shard's (shard_of(symbol, 2)), checked below rather than trusted.
 SHARDED_SYMBOLS = ("ETHBTC", "BTCUSDT", "ADABTC", "BLZETH", "LTCBTC", "BNBBTC", "ETHUSDT", "LTCUSDT")
 SHARDED_KINDS = ("trade", "aggTrade", "bookTicker", "kline_1m")
 
@@ -579,7 +579,7 @@ def test_two_shards_together_publish_every_stream_exactly_once(
         )
         for index in (0, 1)
     }
-    owner = {symbol: process_shard_of(symbol, 2) for symbol in SHARDED_SYMBOLS}
+    owner = {symbol: shard_of(symbol, 2) for symbol in SHARDED_SYMBOLS}
     assert sorted(owner.values()) == [0] * 4 + [1] * 4
     wait_until(lambda: fake.state()["connections_open"] == 2, 20, "one connection per shard")
     for symbol in SHARDED_SYMBOLS:
@@ -621,7 +621,7 @@ def test_two_shards_together_publish_every_stream_exactly_once(
 def test_a_shard_that_owns_no_symbol_stops_with_a_clear_error(start_fake: Any, run_producer: Any) -> None:
     fake = start_fake()
     # BTCUSDT hashes to shard 1 of 2: shard 0 would stream nothing at all.
-    assert process_shard_of("BTCUSDT", 2) == 1
+    assert shard_of("BTCUSDT", 2) == 1
     process = run_producer(fake, "unused", PRODUCER_SYMBOLS="BTCUSDT", PRODUCER_SHARD="0/2")
     wait_until(partial(exited, process), 30, "the producer to exit")
     assert process.process.returncode == 2

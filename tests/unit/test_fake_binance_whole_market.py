@@ -16,6 +16,7 @@ from fake_binance.exchange_info import load_exchange_info
 from fake_binance.settings import FakeBinanceSettings
 from fake_binance.whole_market import BurstSchedule, trade_rates, zipf_exponent
 from fake_binance.ws_server import MAX_STREAMS, AttemptWindow, handle_control
+from schemas.shards import shard_of
 
 NOW_MS = 1_763_800_000_000
 FULL_INFO = load_exchange_info(full=True)
@@ -221,3 +222,32 @@ def test_a_stalled_market_loop_skips_the_stall_instead_of_trading_it_all_at_once
     # Trades for the time traded (plus each symbol's starting fraction and a fill's rounding), not
     # for the stall too: that would be 20,000 a second of the whole wall time.
     assert 0 < traded <= 20_000 * (wall_s - skipped) + 2 * len(exchange.trade_pacers) < 20_000 * wall_s
+
+
+def test_sharded_fakes_make_the_one_market_between_them() -> None:
+    # FAKE_BINANCE_MARKET_SHARD: n fakes, each trading the symbols of producer shard i of n.
+    whole = whole_market(seed=3)
+    halves = [whole_market(seed=3, market_shard=f"{index}/2") for index in (0, 1)]
+    for index, half in enumerate(halves):
+        assert half.trade_pacers and all(shard_of(symbol, 2) == index for symbol in half.trade_pacers)
+        assert set(half.book_pacers) == set(half.trade_pacers)
+        assert half.info.trading() == whole.info.trading()  # exchangeInfo lists them all
+    assert set(halves[0].trade_pacers) | set(halves[1].trade_pacers) == set(whole.trade_pacers)
+    assert not set(halves[0].trade_pacers) & set(halves[1].trade_pacers)
+    for half in halves:
+        for symbol, pacer in half.trade_pacers.items():
+            assert pacer.rate == whole.trade_pacers[symbol].rate
+            assert half.book_pacers[symbol].rate == whole.book_pacers[symbol].rate
+    # And the same trades: a symbol's market does not depend on where it is made.
+    run_ticks(whole, 2)
+    for half in halves:
+        run_ticks(half, 2)
+        for symbol in half.trade_pacers:
+            assert half.histories[symbol].trade_ids == whole.histories[symbol].trade_ids
+            assert [t.price for t in half.histories[symbol].trades] == [t.price for t in whole.histories[symbol].trades]
+
+
+@pytest.mark.parametrize("value", ["2/2", "0/0", "1", "a/b", "-1/2", "0/2/3"])
+def test_an_impossible_market_shard_is_refused_by_name(value: str) -> None:
+    with pytest.raises(ValueError, match="shard"):
+        FakeBinanceSettings.model_validate({"market": "all", "market_shard": value})

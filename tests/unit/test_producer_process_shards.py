@@ -8,9 +8,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from fake_binance.exchange_info import load_exchange_info
-from producer.limits import process_shard_of
 from producer.market_follow import MarketFollower
 from producer.settings import ProducerSettings
+from schemas.shards import shard_of
 
 SYMBOL = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", min_size=1, max_size=20)
 WHOLE_MARKET = load_exchange_info(full=True).trading()
@@ -31,14 +31,14 @@ def test_the_shards_together_own_every_symbol_exactly_once(symbols: list[str], c
 @given(SYMBOL, st.integers(min_value=1, max_value=64))
 def test_the_owner_is_the_same_in_every_process_and_in_any_case(symbol: str, count: int) -> None:
     # A fixed hash (CRC-32), not Python's per-process salted hash(): every process agrees.
-    assert process_shard_of(symbol, count) == process_shard_of(symbol.lower(), count)
-    assert 0 <= process_shard_of(symbol, count) < count
-    assert process_shard_of("BTCUSDT", 2) == 1 and process_shard_of("ETHUSDT", 2) == 0
+    assert shard_of(symbol, count) == shard_of(symbol.lower(), count)
+    assert 0 <= shard_of(symbol, count) < count
+    assert shard_of("BTCUSDT", 2) == 1 and shard_of("ETHUSDT", 2) == 0
 
 
 def test_the_whole_market_is_spread_evenly_enough() -> None:
     for count in (2, 3, 4):
-        sizes = [sum(1 for s in WHOLE_MARKET if process_shard_of(s, count) == i) for i in range(count)]
+        sizes = [sum(1 for s in WHOLE_MARKET if shard_of(s, count) == i) for i in range(count)]
         even = len(WHOLE_MARKET) / count
         assert all(abs(size - even) < 0.15 * even for size in sizes), sizes
 
@@ -87,8 +87,8 @@ def test_a_listed_symbol_is_followed_only_by_its_owner() -> None:
         asyncio.run(follower.follow(listed))
         followed[producer.shard] = sorted(follower.symbols)
     assert followed == {
-        "0/2": sorted(s for s in listed if process_shard_of(s, 2) == 0),
-        "1/2": sorted(s for s in listed if process_shard_of(s, 2) == 1),
+        "0/2": sorted(s for s in listed if shard_of(s, 2) == 0),
+        "1/2": sorted(s for s in listed if shard_of(s, 2) == 1),
     }
     assert followed["0/2"] and followed["1/2"]
 
