@@ -51,6 +51,7 @@ import compose_local  # noqa: E402
 from tests.conftest import ARTIFACTS, Services, create_database, drop_database, free_port, libpq_dsn  # noqa: E402
 
 STREAM_TYPES = "trade,aggTrade,kline_1m,bookTicker"
+GAP_COUNTERS = ("websocket_connections_dropped", "ids_missed", "backfilled_records", "ids_given_up")
 TABLES = ("trades", "agg_trades", "klines", "book_tickers", "trade_candles_1s", "trade_candles_1m", "dead_letters")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -150,6 +151,10 @@ class Sample:
     lag_s: float | None
     lag_messages: float | None
     usage: dict[str, tuple[float, int]]
+    # Summed over the producer processes: connections that ended unasked, ids found missing, records
+    # fetched over REST, ids given up.
+    gaps: dict[str, float] = field(default_factory=dict)
+    load_average: float = 0.0
 
 
 @dataclass
@@ -159,9 +164,9 @@ class Soak:
     services: Services
     database: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
-    producer_metrics: str = ""
+    producer_metrics: list[str] = field(default_factory=list)
     consumer_metrics: str = ""
-    fake_url: str = ""
+    fake_urls: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     opened_at: float = 0.0
 
@@ -169,9 +174,12 @@ class Soak:
         args = self.args
         suffix = uuid.uuid4().hex[:8]
         raw_topic, dlq_topic = f"soak.raw.{suffix}", f"soak.raw.dlq.{suffix}"
-        ws_port, rest_port, producer_port, consumer_port = free_port(), free_port(), free_port(), free_port()
-        self.fake_url = f"http://127.0.0.1:{rest_port}"
-        self.producer_metrics = f"http://127.0.0.1:{producer_port}/metrics"
+        consumer_port, *ports = self.ports(1 + args.producers + 2 * args.fakes)
+        producer_ports, fake_ports = ports[: args.producers], ports[args.producers :]
+        ws_ports, rest_ports = fake_ports[0::2], fake_ports[1::2]
+        ws_port, rest_port = ws_ports[0], rest_ports[0]
+        self.fake_urls = [f"http://127.0.0.1:{port}" for port in rest_ports]
+        self.producer_metrics = [f"http://127.0.0.1:{port}/metrics" for port in producer_ports]
         self.consumer_metrics = f"http://127.0.0.1:{consumer_port}/metrics"
         self.services.extra_addresses = {
             "fake-binance:9443": f"127.0.0.1:{ws_port}",
@@ -195,22 +203,9 @@ class Soak:
         with psycopg2.connect(libpq_dsn(self.database["owner"])) as connection, connection.cursor() as cursor:
             cursor.execute("ALTER TABLE trades ADD COLUMN stored_at timestamptz NOT NULL DEFAULT now()")
         connection.close()
-        self.pids["fake-binance"] = self.services.start(
-            "fake-binance",
-            {
-                "FAKE_BINANCE_WS_PORT": str(ws_port),
-                "FAKE_BINANCE_REST_PORT": str(rest_port),
-                "FAKE_BINANCE_MARKET": "all",
-                "FAKE_BINANCE_MARKET_TRADES_PER_SECOND": str(args.trade_rate),
-                "FAKE_BINANCE_MARKET_TOP_TRADES_PER_SECOND": str(args.top_rate),
-                "FAKE_BINANCE_MARKET_BOOK_TICKERS_PER_SECOND": str(args.book_rate),
-                "FAKE_BINANCE_MARKET_BURST_FACTOR": str(args.burst_factor),
-                "FAKE_BINANCE_MARKET_BURST_S": str(args.burst_s),
-                "FAKE_BINANCE_MARKET_BURST_EVERY_S": str(args.burst_every_s),
-                "FAKE_BINANCE_MARKET_FIRST_BURST_S": str(args.first_burst_s),
-                "FAKE_BINANCE_SEED": str(args.seed),
-            },
-        ).pid
+        # FAKE_BINANCE_MARKET_SHARD=i/n: fake i makes the symbols producer i streams.
+        for index, (fake_ws, fake_rest) in enumerate(zip(ws_ports, rest_ports, strict=True)):
+            self._start_fake(index, fake_ws, fake_rest)
         self.pids["consumer"] = self.services.start(
             "consumer",
             {
@@ -221,16 +216,66 @@ class Soak:
                 "CONSUMER_METRICS_PORT": str(consumer_port),
             },
         ).pid
-        self._wait(lambda: urllib.request.urlopen(self.fake_url + "/api/v3/ping", timeout=1), 60, "the fake exchange")
-        self.pids["producer"] = self.services.start(
-            "producer", {"PRODUCER_RAW_TOPIC": raw_topic, "PRODUCER_METRICS_PORT": str(producer_port)}
-        ).pid
+        for url in self.fake_urls:
+            self._wait(lambda url=url: urllib.request.urlopen(url + "/api/v3/ping", timeout=1), 60, "the fake exchange")
+        # PRODUCER_SHARD=i/n: each process streams the symbols whose name hashes to it.
+        for index, port in enumerate(producer_ports):
+            label = "producer" if args.producers == 1 else f"producer-{index}"
+            own_fake = (
+                {
+                    "PRODUCER_WS_BASE_URL": f"ws://127.0.0.1:{ws_ports[index]}",
+                    "PRODUCER_REST_BASE_URL": f"http://127.0.0.1:{rest_ports[index]}",
+                }
+                if args.fakes > 1
+                else {}
+            )
+            self.pids[label] = self.services.start(
+                "producer",
+                {
+                    "PRODUCER_RAW_TOPIC": raw_topic,
+                    "PRODUCER_METRICS_PORT": str(port),
+                    "PRODUCER_SHARD": f"{index}/{args.producers}",
+                    **own_fake,
+                },
+                label=label,
+            ).pid
         self.pids.update(stack_pids(self.stack_env["STACK_DIR"], self.stack_env["PG_PORT"]))
-        self._wait(lambda: self.fake_state()["market_opened_at"], 60, "the market to open")
-        self.opened_at = float(self.fake_state()["market_opened_at"])
+        for url in self.fake_urls:
+            self._wait(lambda url=url: self.fake_state(url)["market_opened_at"], 60, "the market to open")
+        # The fakes open at their first subscription, seconds apart: bursts are timed from the first.
+        self.opened_at = min(float(self.fake_state(url)["market_opened_at"]) for url in self.fake_urls)
 
-    def fake_state(self) -> dict[str, Any]:
-        with urllib.request.urlopen(self.fake_url + "/fake/state", timeout=30) as response:
+    def _start_fake(self, index: int, ws_port: int, rest_port: int) -> None:
+        args = self.args
+        label = "fake-binance" if args.fakes == 1 else f"fake-binance-{index}"
+        self.pids[label] = self.services.start(
+            "fake-binance",
+            {
+                "FAKE_BINANCE_WS_PORT": str(ws_port),
+                "FAKE_BINANCE_REST_PORT": str(rest_port),
+                "FAKE_BINANCE_MARKET_SHARD": f"{index}/{args.fakes}",
+                "FAKE_BINANCE_MARKET": "all",
+                "FAKE_BINANCE_MARKET_TRADES_PER_SECOND": str(args.trade_rate),
+                "FAKE_BINANCE_MARKET_TOP_TRADES_PER_SECOND": str(args.top_rate),
+                "FAKE_BINANCE_MARKET_BOOK_TICKERS_PER_SECOND": str(args.book_rate),
+                "FAKE_BINANCE_MARKET_BURST_FACTOR": str(args.burst_factor),
+                "FAKE_BINANCE_MARKET_BURST_S": str(args.burst_s),
+                "FAKE_BINANCE_MARKET_BURST_EVERY_S": str(args.burst_every_s),
+                "FAKE_BINANCE_MARKET_FIRST_BURST_S": str(args.first_burst_s),
+                "FAKE_BINANCE_SEED": str(args.seed),
+                **({"FAKE_BINANCE_HISTORY_KEEP_S": str(args.history_keep_s)} if args.history_keep_s else {}),
+            },
+            label=label,
+        ).pid
+
+    def ports(self, count: int) -> list[int]:
+        """`count` ports: from --port-base on when given (a shared box hands out port ranges), else any free ones."""
+        if self.args.port_base is None:
+            return [free_port() for _ in range(count)]
+        return [self.args.port_base + offset for offset in range(count)]
+
+    def fake_state(self, url: str) -> dict[str, Any]:
+        with urllib.request.urlopen(url + "/fake/state", timeout=30) as response:
             state: dict[str, Any] = json.loads(response.read())
         return state
 
@@ -249,11 +294,22 @@ class Soak:
     def sample(self) -> Sample:
         children = _children()
         usage = {name: tree_usage(pid, children) for name, pid in self.pids.items()}
-        producer = scrape(self.producer_metrics)
+        producers = [scrape(url) for url in self.producer_metrics]
         consumer = scrape(self.consumer_metrics)
+        received: dict[str, float] = {}
+        gaps: dict[str, float] = {}
+        for producer in producers:
+            for kind, count in by_label(producer, "producer_frames_received_total", "stream_type").items():
+                received[kind] = received.get(kind, 0.0) + count
+            for name in GAP_COUNTERS:
+                gaps[name] = gaps.get(name, 0.0) + sum(by_label(producer, f"producer_{name}_total", "cause").values())
+            for cause, count in by_label(producer, "producer_websocket_connections_dropped_total", "cause").items():
+                gaps[f"dropped_{cause}"] = gaps.get(f"dropped_{cause}", 0.0) + count
         return Sample(
             at=time.time(),
-            received=by_label(producer, "producer_frames_received_total", "stream_type"),
+            received=received,
+            gaps=gaps,
+            load_average=float(Path("/proc/loadavg").read_text().split()[0]),
             stored=by_label(consumer, "consumer_rows_written_total", "table"),
             lag_s=single(consumer, "consumer_lag_seconds"),
             lag_messages=sum(by_label(consumer, "consumer_lag_messages", "partition").values()) or None,
@@ -314,8 +370,16 @@ class Soak:
             after = [s for s in self.samples if s.at >= stop]
             back = next((s.at - stop for s in after if s.lag_s is not None and s.lag_s < 1.0), None)
             peak = max((s.lag_s for s in self.samples if start <= s.at and s.lag_s is not None), default=None)
+            # From the burst's start to the next one's (or the run's end): what it cost the producers.
+            window = [s for s in self.samples if start <= s.at < start + self.args.burst_every_s]
+            cost = (
+                {name: window[-1].gaps.get(name, 0.0) - window[0].gaps.get(name, 0.0) for name in window[-1].gaps}
+                if len(window) > 1
+                else {}
+            )
             recoveries.append(
                 {
+                    "until_next_burst": cost,
                     "burst_start_s": round(start - self.opened_at),
                     "peak_lag_s": None if peak is None else round(peak, 1),
                     "under_1s_after_burst_end_s": None if back is None else round(back, 1),
@@ -352,6 +416,32 @@ class Soak:
                 "p99_ms": round(quantiles[1] * 1000, 1),
             }
             for burst, count, quantiles in rows
+        }
+
+    def ids_missing(self) -> dict[str, int]:
+        """Ids missing from the store between each symbol's first and last stored trade (aggTrade):
+        live ids are consecutive, so these are the gaps neither the stream nor REST filled."""
+        missing = {}
+        with psycopg2.connect(libpq_dsn(self.database["owner"])) as connection, connection.cursor() as cursor:
+            for table, column in (("trades", "trade_id"), ("agg_trades", "agg_trade_id")):
+                cursor.execute(
+                    f"SELECT coalesce(sum(high - low + 1 - n), 0) FROM"
+                    f" (SELECT max({column}) AS high, min({column}) AS low, count(DISTINCT {column}) AS n"
+                    f" FROM {table} GROUP BY symbol) AS per_symbol"
+                )
+                missing[table] = int(cursor.fetchone()[0])
+        return missing
+
+    def gap_figures(self) -> dict[str, Any]:
+        first, last = self.samples[0], self.samples[-1]
+        loads = [s.load_average for s in self.samples]
+        return {
+            "during_run": {name: last.gaps.get(name, 0.0) - first.gaps.get(name, 0.0) for name in GAP_COUNTERS},
+            "load_average_1m": {
+                "min": min(loads),
+                "p50": percentile(loads, 0.5),
+                "max": max(loads),
+            },
         }
 
     def table_bytes(self) -> dict[str, int]:
@@ -418,8 +508,17 @@ def markdown(figures: dict[str, Any]) -> str:
     for burst in lag["bursts"]:
         lines.append(
             f"- burst at +{burst['burst_start_s']} s: peak lag {burst['peak_lag_s']} s, under 1 s again"
-            f" {burst['under_1s_after_burst_end_s']} s after its end"
+            f" {burst['under_1s_after_burst_end_s']} s after its end;"
+            f" until the next: {json.dumps(burst['until_next_burst'])}"
         )
+    gaps = figures["gaps"]
+    lines += [
+        "",
+        f"During the run: {json.dumps(gaps['during_run'])}; after {gaps['drain_s']} s more:"
+        f" {json.dumps(gaps['after_drain'])}; ids missing in the store: {json.dumps(gaps['ids_missing_in_store'])};"
+        f" load average (1 min) {json.dumps(gaps['load_average_1m'])};"
+        f" the fake skipped {figures['fake'].get('market_seconds_skipped')} s of market time",
+    ]
     lines += ["", "| trades | count | p50 ms | p99 ms |", "|---|---:|---:|---:|"]
     for phase, values in figures["latency"].items():
         lines.append(f"| {phase} bursts | {values['trades']} | {values['p50_ms']} | {values['p99_ms']} |")
@@ -458,11 +557,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sample-s", type=float, default=2.0)
     parser.add_argument("--stack-env", type=Path, default=REPO / ".local/test-stack/stack.env")
     parser.add_argument("--keep", action="store_true", help="keep the soak's database")
+    parser.add_argument("--producers", type=int, default=1, help="producer processes (PRODUCER_SHARD=i/n)")
+    parser.add_argument(
+        "--fakes", type=int, default=1, help="fake exchanges (FAKE_BINANCE_MARKET_SHARD), 1 or as many as producers"
+    )
+    parser.add_argument("--history-keep-s", type=float, default=0.0, help="the fake's REST history (0: its default)")
+    parser.add_argument("--drain-s", type=float, default=60.0, help="after the run, time left for REST backfills")
+    parser.add_argument("--port-base", type=int, help="the servers' ports from here on (default: any free ports)")
     return parser.parse_args()
 
 
 def main() -> int:
     args = parse_args()
+    if args.fakes not in (1, args.producers):
+        raise SystemExit("--fakes must be 1 or equal to --producers (fake i makes what producer i streams)")
     stack_env = compose_local.read_env_file(args.stack_env)
     services = Services(stack_env, ARTIFACTS / "logs" / "full_market_soak")
     soak = Soak(args, stack_env, services)
@@ -477,8 +585,16 @@ def main() -> int:
         samples_out.write_text(json.dumps([vars(sample) for sample in soak.samples]))
         disk_end = soak.table_bytes()
         hours = (soak.samples[-1].at - soak.samples[0].at) / 3600
+        # The backfill's time to finish what the last burst left: the services run on, unmeasured.
+        time.sleep(args.drain_s)
+        drained = soak.sample()
         try:
-            fake = {k: v for k, v in soak.fake_state().items() if not isinstance(v, (dict, list))}
+            states = [soak.fake_state(url) for url in soak.fake_urls]
+            fake = {
+                key: sum(state[key] for state in states) if key != "market_opened_at" else states[0][key]
+                for key, value in states[0].items()
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+            }
         except OSError as error:
             fake = {"error": repr(error)}
         # What needs only the database is computed with the services stopped: no load beside it.
@@ -491,6 +607,12 @@ def main() -> int:
             "usage": soak.usage(),
             "disk": disk_figures(disk_start, disk_end, hours),
             "fake": fake,
+            "gaps": soak.gap_figures()
+            | {
+                "after_drain": {name: drained.gaps.get(name, 0.0) for name in GAP_COUNTERS},
+                "drain_s": args.drain_s,
+                "ids_missing_in_store": soak.ids_missing(),
+            },
             "latency": soak.latency(),
         }
     finally:

@@ -269,8 +269,8 @@ class RawConsumer:
     def _parse(self, messages: list[Message]) -> Batch:
         batch = build_batch(messages, self._known_symbols())
         unknown = any(rejected.rejection.reason == "unknown_symbol" for rejected in batch.rejected)
-        # A symbol listed since the last load is not an error: reload (rate-limited) and retry.
-        if unknown and self.registry is not None and self.registry.refresh_if_due():
+        # A symbol listed since the last load is not an error: reload at once (rate-limited) and retry.
+        if unknown and self.registry is not None and self.registry.reload_for_unknown():
             batch = build_batch(messages, self._known_symbols())
         return batch
 

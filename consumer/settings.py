@@ -24,7 +24,8 @@ class ConsumerSettings(BaseSettings):
     rest_base_url: str = "https://api.binance.com"
     # Reject messages whose symbol the exchange does not list (dead-lettered as unknown_symbol).
     check_symbols: bool = True
-    symbol_refresh_s: float = 60.0
+    # A message of a symbol not in the list reloads it at once, but reloads are at least this far apart.
+    symbol_refresh_s: float = Field(default=10.0, ge=0)
     # A batch closes at this many messages or after this long, whichever comes first: large
     # batches for throughput under load, a short wait for latency when the stream is quiet.
     batch_max_messages: int = 5000

@@ -2,8 +2,9 @@
 
 Loaded from GET /api/v3/exchangeInfo (python-binance) and kept in the `symbols` table, which also
 serves the api. When Binance can't be reached the table is the fallback, so a restart during an
-outage keeps working; a message with a symbol outside the list triggers a reload (at most once per
-refresh interval), because a newly listed symbol is not an error.
+outage keeps working; a message with a symbol outside the list triggers a reload at once, because
+a newly listed symbol is not an error. Reloads are at least the refresh interval apart, so that a
+flood of junk symbols costs one exchangeInfo call and one upsert per interval, not one per batch.
 """
 
 import logging
@@ -34,7 +35,7 @@ def binance_exchange_info(rest_base_url: str, timeout_s: float = 10.0) -> Exchan
 
 
 class SymbolRegistry:
-    def __init__(self, database_url: str, fetch: ExchangeInfoFetcher, refresh_interval_s: float = 60.0) -> None:
+    def __init__(self, database_url: str, fetch: ExchangeInfoFetcher, refresh_interval_s: float = 10.0) -> None:
         self._engine: Engine = create_engine(database_url, pool_pre_ping=True, pool_size=1)
         self._fetch = fetch
         self._refresh_interval_s = refresh_interval_s
@@ -56,8 +57,9 @@ class SymbolRegistry:
         log.info("symbols loaded", extra={"count": len(self.known)})
         return bool(self.known)
 
-    def refresh_if_due(self) -> bool:
-        """Reloads if the last attempt is older than the refresh interval; True if it reloaded."""
+    def reload_for_unknown(self) -> bool:
+        """A message named a symbol not in the list (listed since the last load?): reloads now,
+        unless the last attempt is under the refresh interval old. True if it reloaded."""
         if time.monotonic() - self._last_attempt < self._refresh_interval_s:
             return False
         self.load()

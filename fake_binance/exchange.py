@@ -41,6 +41,8 @@ KLINE_PUSH_PERIOD_MS = 2000
 # A symbol listed or resumed while running trades this often unless told otherwise.
 DEFAULT_LISTED_TRADES_PER_SECOND = 1.0
 STATUSES = ("TRADING", "HALT", "BREAK")
+# The whole-market loop trades at most this many ticks' worth at a time (see _trade_whole_market).
+_LONGEST_TICKS = 10
 # How often old REST history is forgotten (history_keep_s).
 _HISTORY_TRIM_PERIOD_S = 10.0
 
@@ -110,6 +112,8 @@ class Exchange:
             settings.market_first_burst_s,
         )
         self.burst_factor = 1.0
+        # Market time the whole-market loop did not trade because it fell behind the clock.
+        self.market_seconds_skipped = 0.0
         self.market_opened_at: float | None = None  # time.time() when trading began
         self.trade_pacers: dict[str, Pacer] = {}
         self.book_pacers: dict[str, Pacer] = {}
@@ -143,10 +147,14 @@ class Exchange:
         trades = trade_rates(
             self.info.trading(), settings.seed, settings.market_trades_per_second, settings.market_top_trades_per_second
         )
+        books = book_rates(trades, settings.market_book_tickers_per_second)
+        # FAKE_BINANCE_MARKET_SHARD: the rates are the whole market's; this process makes its share.
+        trades = {symbol: rate for symbol, rate in trades.items() if settings.trades_here(symbol)}
         for symbol, rate in trades.items():
             self._pace(symbol, rate)
-        books = book_rates(trades, settings.market_book_tickers_per_second)
         for symbol, rate in books.items():
+            if symbol not in trades:
+                continue
             # Each fill already moves the top of the book once (0.7 a trade); quotes make up the rest.
             extra = max(0.0, rate - trades[symbol] * fills_per_trade(WHOLE_MARKET_FILL_WEIGHTS))
             self.book_pacers[symbol] = Pacer(extra, self._phase(symbol, "books"))
@@ -183,7 +191,8 @@ class Exchange:
     def _start_trading(self, symbol: str, trades_per_second: float | None) -> None:
         rate = DEFAULT_LISTED_TRADES_PER_SECOND if trades_per_second is None else trades_per_second
         if self.settings.whole_market:
-            self._pace(symbol, rate)
+            if self.settings.trades_here(symbol):
+                self._pace(symbol, rate)
         elif self.trading_started.is_set():
             task = asyncio.get_running_loop().create_task(self._trade(self.markets[symbol], rate))
             self._traders.add(task)
@@ -207,8 +216,12 @@ class Exchange:
                 continue
             viewers.discard(subscriber)
             if not viewers:
+                # The stream's open kline is kept, and fed, with nobody watching: it is the market's
+                # state, as on Binance. Rebuilding it from the history at the next subscription cost
+                # a pass over every trade of the open interval: after a 20x burst, seconds per
+                # reconnecting connection with the event loop blocked, so handshakes timed out and
+                # were retried, each rebuilding it again.
                 del self._subscribers[name]
-                self._drop_unwatched_accumulator(name)
 
     def _ensure_accumulator(self, name: str) -> None:
         if not self._derive_klines:
@@ -221,16 +234,6 @@ class Exchange:
         by_interval = self._accumulators.setdefault(parsed.symbol, {})
         if parsed.interval not in by_interval:
             by_interval[parsed.interval] = self._seed_accumulator(parsed.symbol, parsed.interval)
-
-    def _drop_unwatched_accumulator(self, name: str) -> None:
-        parsed = streams.parse_served(name)
-        if parsed is None or parsed.kind != "kline" or parsed.interval is None:
-            return
-        if streams.stream_name(parsed.symbol, "kline", parsed.interval) not in self._subscribers:
-            by_interval = self._accumulators.get(parsed.symbol, {})
-            by_interval.pop(parsed.interval, None)
-            if not by_interval:
-                self._accumulators.pop(parsed.symbol, None)
 
     def _seed_accumulator(self, symbol: str, interval: str) -> KlineAccumulator:
         """The open kline as the history already knows it, so late subscribers see full candles."""
@@ -419,10 +422,18 @@ class Exchange:
         in timers than the trades themselves."""
         loop = asyncio.get_running_loop()
         opened = previous = loop.time()
+        # A tick trades for the time since the last one, but for no more than this: a fake short of
+        # CPU (a 20x burst on a busy box) that caught up on everything due would trade in one
+        # callback after another and starve its own sockets (handshakes and REST timed out), and
+        # would carry a burst's backlog past the burst's end. What it skips it counts instead.
+        longest_s = _LONGEST_TICKS * self.settings.market_tick_s
         while True:
             await asyncio.sleep(self.settings.market_tick_s)
             now = loop.time()
             elapsed, previous = now - previous, now
+            if elapsed > longest_s:
+                self.market_seconds_skipped += elapsed - longest_s
+                elapsed = longest_s
             self.burst_factor = self.bursts.factor_at(now - opened)
             self._trade_tick(elapsed, self.burst_factor, self.clock.now_ms())
 

@@ -6,7 +6,7 @@ import bisect
 import calendar
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from decimal import Decimal
 
 from fake_binance.market import Trade
@@ -125,34 +125,44 @@ def empty_kline(symbol: str, interval: str, open_ms: int, previous_close: Decima
 
 def add_trade(kline: Kline, trade: Trade) -> Kline:
     """The kline with one more trade (which must fall inside it)."""
-    # The taker is the buyer when the buyer is not the maker.
+    # The taker is the buyer when the buyer is not the maker. Built field by field, not with
+    # dataclasses.replace: every trade of the whole market passes here (a tenth of the fake's CPU).
     taker_buy = not trade.buyer_is_maker
+    price, qty, quote_qty = trade.price, trade.qty, trade.quote_qty
     if kline.trade_count == 0:
-        return replace(
-            kline,
-            first_trade_id=trade.trade_id,
-            last_trade_id=trade.trade_id,
-            open=trade.price,
-            high=trade.price,
-            low=trade.price,
-            close=trade.price,
-            volume=trade.qty,
-            quote_volume=trade.quote_qty,
-            trade_count=1,
-            taker_buy_volume=trade.qty if taker_buy else Decimal(0),
-            taker_buy_quote_volume=trade.quote_qty if taker_buy else Decimal(0),
+        return Kline(
+            kline.symbol,
+            kline.interval,
+            kline.open_time,
+            kline.close_time,
+            trade.trade_id,
+            trade.trade_id,
+            price,
+            price,
+            price,
+            price,
+            qty,
+            quote_qty,
+            1,
+            qty if taker_buy else Decimal(0),
+            quote_qty if taker_buy else Decimal(0),
         )
-    return replace(
-        kline,
-        last_trade_id=trade.trade_id,
-        high=max(kline.high, trade.price),
-        low=min(kline.low, trade.price),
-        close=trade.price,
-        volume=kline.volume + trade.qty,
-        quote_volume=kline.quote_volume + trade.quote_qty,
-        trade_count=kline.trade_count + 1,
-        taker_buy_volume=kline.taker_buy_volume + (trade.qty if taker_buy else 0),
-        taker_buy_quote_volume=kline.taker_buy_quote_volume + (trade.quote_qty if taker_buy else 0),
+    return Kline(
+        kline.symbol,
+        kline.interval,
+        kline.open_time,
+        kline.close_time,
+        kline.first_trade_id,
+        trade.trade_id,
+        kline.open,
+        max(kline.high, price),
+        min(kline.low, price),
+        price,
+        kline.volume + qty,
+        kline.quote_volume + quote_qty,
+        kline.trade_count + 1,
+        kline.taker_buy_volume + qty if taker_buy else kline.taker_buy_volume,
+        kline.taker_buy_quote_volume + quote_qty if taker_buy else kline.taker_buy_quote_volume,
     )
 
 

@@ -6,6 +6,7 @@ Decimal throughout, always whole multiples of the symbol's tickSize and stepSize
 
 from __future__ import annotations
 
+import itertools
 import random
 from array import array
 from dataclasses import dataclass
@@ -152,7 +153,8 @@ class RandomWalkMarket:
         # Quotes that move without a trade draw from their own generator, so the trades stay the
         # same for a seed however many quotes came between them.
         self._quote_rng = random.Random(f"{seed}:{rules.symbol}:quotes")
-        self._fill_weights = fill_weights
+        # Cumulative, once: choices() with cum_weights draws exactly what it draws with weights.
+        self._fill_cum_weights = list(itertools.accumulate(fill_weights))
         self._next_trade_id = first_trade_id
         self._next_agg_id = first_agg_id
         self._next_update_id = first_update_id
@@ -194,7 +196,7 @@ class RandomWalkMarket:
     def next_fill(self, time_ms: int, max_trades: int | None = None) -> Fill:
         """The next taker order: 1 to 5 trades at one new price, all at `time_ms`."""
         rng = self._rng
-        count = rng.choices(_FILL_SIZES, weights=self._fill_weights)[0]
+        count = rng.choices(_FILL_SIZES, cum_weights=self._fill_cum_weights)[0]
         if max_trades is not None:
             count = max(1, min(count, max_trades))
         self._step_price()

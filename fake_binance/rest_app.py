@@ -511,6 +511,7 @@ def control_routes(exchange: Exchange, streams: StreamServer | None) -> list[Rou
         body["market_done"] = exchange.market_done.is_set()
         body["market_opened_at"] = exchange.market_opened_at
         body["burst_factor"] = exchange.burst_factor
+        body["market_seconds_skipped"] = round(exchange.market_seconds_skipped, 3)
         if streams is not None:
             body["connections_open"] = len(streams.connections)
             body["connections_accepted"] = streams.connections_accepted

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.shards import parse_shard, shard_of
+
 
 class FakeBinanceSettings(BaseSettings):
     """Everything `python -m fake_binance` can be told; validated once at start."""
@@ -80,6 +82,11 @@ class FakeBinanceSettings(BaseSettings):
     market_first_burst_s: float = Field(
         600.0, ge=0, description="whole market: the first burst starts this long after the market opens"
     )
+    market_shard: str = Field(
+        "0/1",
+        description="whole market: i/n trades only the symbols whose name's CRC-32 modulo n is i (the producer's"
+        " PRODUCER_SHARD rule), so n fakes make the one market in n processes; exchangeInfo still lists them all",
+    )
     market_tick_s: float = Field(0.05, gt=0, le=1, description="whole market: how often the trading loop runs")
     history_keep_s: float = Field(
         0.0, ge=0, description="keep REST history of trades this recent (0: all; whole market: 300 s if unset)"
@@ -88,6 +95,17 @@ class FakeBinanceSettings(BaseSettings):
         300, ge=1, description="WebSocket handshakes allowed per IP in any 5 minutes (Binance: 300); then HTTP 429"
     )
     log_level: str = Field("INFO", description="logging level")
+
+    @field_validator("market_shard")
+    @classmethod
+    def _market_shard(cls, value: str) -> str:
+        index, count = parse_shard(value)
+        return f"{index}/{count}"
+
+    def trades_here(self, symbol: str) -> bool:
+        """Whether this fake (FAKE_BINANCE_MARKET_SHARD) trades `symbol` in whole-market mode."""
+        index, count = parse_shard(self.market_shard)
+        return count == 1 or shard_of(symbol, count) == index
 
     @field_validator("drop_mode")
     @classmethod

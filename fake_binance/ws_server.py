@@ -116,7 +116,10 @@ class StreamConnection:
         self.combined = spec.combined
         self.time_scale = spec.time_scale
         self.streams: list[str] = []
-        self._outbox: asyncio.Queue[str] = asyncio.Queue(SEND_QUEUE_LIMIT)
+        # A deque and an event rather than an asyncio.Queue: the writer takes whatever is waiting in
+        # one go, without a get() per frame (every frame of the whole market passes here).
+        self._outbox: deque[str] = deque()
+        self._queued = asyncio.Event()
         self._incoming: deque[float] = deque()
         self._closing: asyncio.Task[None] | None = None
         self._pong_watchers: set[asyncio.Task[None]] = set()
@@ -165,10 +168,12 @@ class StreamConnection:
         self._send(wire.combined_frame(wire.SERVER_SHUTDOWN_STREAM, payload) if self.combined else payload)
 
     def _send(self, text: str) -> None:
-        try:
-            self._outbox.put_nowait(text)
-        except asyncio.QueueFull:
+        if len(self._outbox) >= SEND_QUEUE_LIMIT:
             self.close_soon(1008, "Slow consumer")
+            return
+        self._outbox.append(text)
+        if not self._queued.is_set():
+            self._queued.set()
 
     def close_soon(self, code: int, reason: str) -> None:
         if self._closing is None:
@@ -238,16 +243,23 @@ class StreamConnection:
             )
 
     async def _write(self) -> None:
+        outbox, send = self._outbox, self.ws.send
         with contextlib.suppress(ConnectionClosed):
             while True:
-                text = await self._outbox.get()
+                await self._queued.wait()
                 await self._thawed.wait()
-                await self.ws.send(text)
+                while outbox:
+                    await send(outbox.popleft())
+                    if not self._thawed.is_set():
+                        break  # frozen meanwhile: what is left waits for the thaw
+                else:
+                    # Empty, and no frame can arrive between the check and this (no await).
+                    self._queued.clear()
 
     async def flush(self, timeout: float) -> None:
         """Wait (bounded) until everything queued has been handed to the socket."""
         deadline = time.monotonic() + timeout
-        while not self._outbox.empty() and time.monotonic() < deadline:
+        while self._outbox and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
     async def _keepalive(self) -> None:

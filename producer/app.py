@@ -250,6 +250,15 @@ async def run(settings: ProducerSettings) -> int:
         log.error("cannot check symbols against exchangeInfo", extra={"error": repr(error), "url": rest.client.API_URL})
         return EXIT_BAD_SETTINGS
 
+    if settings.shard_count > 1:
+        # PRODUCER_SHARD=i/n: the other processes stream the rest (every symbol was checked above).
+        symbols = [symbol for symbol in symbols if settings.owns(symbol)]
+        if not symbols:
+            log.error(
+                "PRODUCER_SHARD owns none of the symbols: run fewer shards",
+                extra={"shard": settings.shard, "symbols": settings.symbols},
+            )
+            return EXIT_BAD_SETTINGS
     stream_names = settings.stream_names(symbols)
     tracked = {name for name in stream_names if stream_type(name) in TRACKED_ID_FIELDS}
     tracker = GapTracker(settings.gap_grace_s)
@@ -270,7 +279,8 @@ async def run(settings: ProducerSettings) -> int:
     await _resume(settings, coverage)
     ingest = Ingest(publisher, tracker, tracked, backfiller.kline_dropped, ReceiptDelay(settings.time_unit), coverage)
     publisher.on_lost = ingest.on_lost
-    attempts = AttemptBudget(settings.max_connection_attempts_per_5min)
+    # Binance counts connection attempts per IP: the shards' processes share the budget.
+    attempts = AttemptBudget(max(1, settings.max_connection_attempts_per_5min // settings.shard_count))
 
     def new_shard(index: int, streams: list[str]) -> Shard:
         return Shard(index, streams, settings, ingest.on_frame, attempts, ingest.on_dropped)
@@ -289,6 +299,7 @@ async def run(settings: ProducerSettings) -> int:
         extra={
             "symbols": len(symbols),
             "whole_market": settings.whole_market,
+            "shard": settings.shard,
             "streams": len(stream_names),
             "connections": len(shards),
             "topic": settings.raw_topic,

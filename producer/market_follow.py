@@ -77,7 +77,9 @@ class MarketFollower:
                 await self.follow(trading_symbols(info))
 
     async def follow(self, trading: list[str]) -> None:
-        """Stream exactly the symbols of `trading` from now on."""
+        """Stream exactly the symbols of `trading` this process owns (PRODUCER_SHARD) from now on: a
+        symbol listed later is streamed by the one process its name hashes to."""
+        trading = [symbol for symbol in trading if self.settings.owns(symbol)]
         wanted = set(trading)
         gone = [symbol for symbol in self.symbols if symbol not in wanted]
         new = [symbol for symbol in trading if symbol not in self.symbols]

@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.shards import parse_shard, shard_of
 from schemas.topics import RAW_TOPIC
 
 # Binance's kline intervals; names are case-sensitive ("1m" a minute, "1M" a month).
@@ -72,6 +73,12 @@ class ProducerSettings(BaseSettings):
     rest_base_url: str = Field(default="https://api.binance.com", description="Binance REST base URL")
     time_unit: Literal["MILLISECOND", "MICROSECOND"] = Field(
         default="MILLISECOND", description="unit of the time fields Binance sends (WebSocket and REST)"
+    )
+
+    shard: str = Field(
+        default="0/1",
+        description="i/n: this process streams the symbols whose hash modulo n is i (0 <= i < n); n processes"
+        " with 0/n ... n-1/n stream every symbol exactly once",
     )
 
     # --- where it goes --------------------------------------------------------------------------
@@ -187,6 +194,12 @@ class ProducerSettings(BaseSettings):
             )
         return list(dict.fromkeys(value))
 
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, value: str) -> str:
+        index, count = parse_shard(value)
+        return f"{index}/{count}"
+
     @field_validator(
         "connection_max_age_s",
         "rollover_overlap_s",
@@ -205,6 +218,18 @@ class ProducerSettings(BaseSettings):
     def whole_market(self) -> bool:
         """SYMBOLS=ALL: the symbols are exchangeInfo's TRADING ones, now and as they change."""
         return self.symbols == [ALL_SYMBOLS]
+
+    @property
+    def shard_index(self) -> int:
+        return int(self.shard.split("/")[0])
+
+    @property
+    def shard_count(self) -> int:
+        return int(self.shard.split("/")[1])
+
+    def owns(self, symbol: str) -> bool:
+        """Whether this process (PRODUCER_SHARD) streams `symbol`."""
+        return self.shard_count == 1 or shard_of(symbol, self.shard_count) == self.shard_index
 
     def stream_names(self, symbols: list[str] | None = None) -> list[str]:
         """Binance stream names: the lower-case symbol, '@', the stream type; a symbol's streams together."""

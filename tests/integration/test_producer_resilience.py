@@ -31,6 +31,7 @@ from confluent_kafka.cimpl import NewTopic
 
 from fake_binance.server import Endpoints, FakeBinanceThread
 from fake_binance.settings import FakeBinanceSettings
+from schemas.shards import shard_of
 from schemas.topics import Header
 from tests.conftest import REPO, wait_until
 from tests.support.kafka import PrivateKafka
@@ -552,3 +553,78 @@ def test_kafka_outage_is_buffered_and_what_overflowed_comes_back_over_rest(
         topic.close()
     finally:
         broker.stop()
+
+
+# Four of each shard's (shard_of(symbol, 2)), checked below rather than trusted.
+SHARDED_SYMBOLS = ("ETHBTC", "BTCUSDT", "ADABTC", "BLZETH", "LTCBTC", "BNBBTC", "ETHUSDT", "LTCUSDT")
+SHARDED_KINDS = ("trade", "aggTrade", "bookTicker", "kline_1m")
+
+
+def traded_all(fake: Fake, symbol: str, count: int) -> bool:
+    return len(fake.traded_ids(symbol, "trade")) == count
+
+
+def test_two_shards_together_publish_every_stream_exactly_once(
+    start_fake: Any, topic: Topic, run_producer: Any
+) -> None:
+    fake = start_fake(symbols=",".join(SHARDED_SYMBOLS), trades_per_second=30, max_trades=150)
+    shards = {
+        index: run_producer(
+            fake,
+            topic.name,
+            PRODUCER_SYMBOLS=",".join(SHARDED_SYMBOLS),
+            PRODUCER_STREAM_TYPES=",".join(SHARDED_KINDS),
+            PRODUCER_SHARD=f"{index}/2",
+            PRODUCER_METRICS_PORT="0",
+        )
+        for index in (0, 1)
+    }
+    owner = {symbol: shard_of(symbol, 2) for symbol in SHARDED_SYMBOLS}
+    assert sorted(owner.values()) == [0] * 4 + [1] * 4
+    wait_until(lambda: fake.state()["connections_open"] == 2, 20, "one connection per shard")
+    for symbol in SHARDED_SYMBOLS:
+        wait_until(partial(traded_all, fake, symbol, 150), 60, f"{symbol}'s trades")
+    wait_until(lambda: fake.state()["market_done"], 30, "the market to go quiet")
+    time.sleep(2.5)  # one more kline push (every 2 s) after the last trade
+    for process in shards.values():
+        assert process.stop() == 0, process.log()
+
+    process_of_connection = {
+        line["connection_id"]: index
+        for index, process in shards.items()
+        for line in process.log_lines()
+        if line.get("message") == "connected"
+    }
+    for index, process in shards.items():
+        started = next(line for line in process.log_lines() if line.get("message") == "started")
+        assert (started["shard"], started["streams"]) == (f"{index}/2", 4 * len(SHARDED_KINDS))
+
+    topic.read()
+    live = [message for message in topic.messages if message.source == "ws"]
+    publishers: dict[str, set[int]] = {}
+    for message in live:
+        publishers.setdefault(message.stream, set()).add(process_of_connection[message.headers[Header.CONNECTION_ID]])
+    # Every stream came, each from exactly the process its symbol hashes to.
+    assert publishers == {
+        f"{symbol.lower()}@{kind}": {owner[symbol]} for symbol in SHARDED_SYMBOLS for kind in SHARDED_KINDS
+    }
+    # And every trade and aggregate trade exactly once from the shard's first frame on (the market
+    # opened at the first subscription, so the later shard's symbols traded a little before it).
+    for symbol in SHARDED_SYMBOLS:
+        for kind, field_name in (("trade", "t"), ("aggTrade", "a")):
+            stream = f"{symbol.lower()}@{kind}"
+            ids = [orjson.loads(m.value)["data"][field_name] for m in live if m.stream == stream]
+            assert ids and len(ids) == len(set(ids)), stream
+            assert sorted(ids) == sorted(i for i in fake.traded_ids(symbol, kind) if i >= min(ids)), stream
+
+
+def test_a_shard_that_owns_no_symbol_stops_with_a_clear_error(start_fake: Any, run_producer: Any) -> None:
+    fake = start_fake()
+    # BTCUSDT hashes to shard 1 of 2: shard 0 would stream nothing at all.
+    assert shard_of("BTCUSDT", 2) == 1
+    process = run_producer(fake, "unused", PRODUCER_SYMBOLS="BTCUSDT", PRODUCER_SHARD="0/2")
+    wait_until(partial(exited, process), 30, "the producer to exit")
+    assert process.process.returncode == 2
+    errors = [line for line in process.log_lines() if line.get("levelname") == "ERROR"]
+    assert errors and "PRODUCER_SHARD" in errors[0]["message"] and errors[0]["shard"] == "0/2", process.log()
+    assert fake.state()["connections_accepted"] == 0

@@ -1,6 +1,9 @@
 """The fake's whole-market mode as pure logic: the rate law, its determinism, history agreeing with
 the streams, listing and halting, the limits of connections and streams."""
 
+import asyncio
+import contextlib
+import time
 from collections import Counter
 
 import orjson
@@ -8,11 +11,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fake_binance.exchange import Event, Exchange
+from fake_binance.exchange import Clock, Event, Exchange
 from fake_binance.exchange_info import load_exchange_info
 from fake_binance.settings import FakeBinanceSettings
 from fake_binance.whole_market import BurstSchedule, trade_rates, zipf_exponent
 from fake_binance.ws_server import MAX_STREAMS, AttemptWindow, handle_control
+from schemas.shards import shard_of
 
 NOW_MS = 1_763_800_000_000
 FULL_INFO = load_exchange_info(full=True)
@@ -168,3 +172,82 @@ def test_a_subscription_past_1024_streams_is_refused() -> None:
     outcome = handle_control(request, subscribed, True)
     assert orjson.loads(outcome.reply) == {"error": {"code": 2, "msg": "Invalid request: too many streams"}, "id": 1}
     assert outcome.subscribe == []
+
+
+def test_a_kline_stream_resubscribed_goes_on_without_a_pass_over_the_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    # After a burst a reconnecting client resubscribes every kline stream; rebuilding each open
+    # kline from the history blocked the fake's loop for seconds (handshakes timed out, retried).
+    settings = FakeBinanceSettings.model_validate({"market": "all", "seed": 1})
+    exchange = Exchange(settings, FULL_INFO, Clock(lambda: NOW_MS / 1000))
+    stream = "btcusdt@kline_1m"
+    first, second = Recorder(), Recorder()
+    exchange.subscribe(first, [stream])
+    run_ticks(exchange, 4)
+    exchange.unsubscribe(first, [stream])
+    run_ticks(exchange, 4)  # trades while nobody watches still count in the open kline
+
+    def no_history_pass(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the open kline was rebuilt from the history")
+
+    monkeypatch.setattr("fake_binance.klines.klines_between", no_history_pass)
+    exchange.subscribe(second, [stream])
+    exchange.push_klines(NOW_MS + 4000)
+    kline = second.payloads[-1]["k"]
+    assert isinstance(kline, dict)
+    history = exchange.histories["BTCUSDT"]
+    in_interval = [t for t in history.trades if kline["t"] <= t.trade_time <= kline["T"]]
+    assert in_interval and kline["n"] == len(in_interval)
+    assert (kline["f"], kline["L"]) == (in_interval[0].trade_id, in_interval[-1].trade_id)
+
+
+def test_a_stalled_market_loop_skips_the_stall_instead_of_trading_it_all_at_once() -> None:
+    # Short of CPU, the loop used to trade everything due in one go: its sockets starved.
+    exchange = whole_market(market_trades_per_second=20_000, market_burst_s=0, market_tick_s=0.05)
+
+    async def stall_once() -> float:
+        task = asyncio.create_task(exchange._trade_whole_market())
+        await asyncio.sleep(0.2)
+        time.sleep(1.0)  # the event loop blocked: a starved process
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return exchange.market_seconds_skipped
+
+    started = time.monotonic()
+    skipped = asyncio.run(stall_once())
+    wall_s = time.monotonic() - started
+    assert skipped >= 1.0 - 10 * 0.05
+    traded = sum(exchange.trades_emitted.values())
+    # Trades for the time traded (plus each symbol's starting fraction and a fill's rounding), not
+    # for the stall too: that would be 20,000 a second of the whole wall time.
+    assert 0 < traded <= 20_000 * (wall_s - skipped) + 2 * len(exchange.trade_pacers) < 20_000 * wall_s
+
+
+def test_sharded_fakes_make_the_one_market_between_them() -> None:
+    # FAKE_BINANCE_MARKET_SHARD: n fakes, each trading the symbols of producer shard i of n.
+    whole = whole_market(seed=3)
+    halves = [whole_market(seed=3, market_shard=f"{index}/2") for index in (0, 1)]
+    for index, half in enumerate(halves):
+        assert half.trade_pacers and all(shard_of(symbol, 2) == index for symbol in half.trade_pacers)
+        assert set(half.book_pacers) == set(half.trade_pacers)
+        assert half.info.trading() == whole.info.trading()  # exchangeInfo lists them all
+    assert set(halves[0].trade_pacers) | set(halves[1].trade_pacers) == set(whole.trade_pacers)
+    assert not set(halves[0].trade_pacers) & set(halves[1].trade_pacers)
+    for half in halves:
+        for symbol, pacer in half.trade_pacers.items():
+            assert pacer.rate == whole.trade_pacers[symbol].rate
+            assert half.book_pacers[symbol].rate == whole.book_pacers[symbol].rate
+    # And the same trades: a symbol's market does not depend on where it is made.
+    run_ticks(whole, 2)
+    for half in halves:
+        run_ticks(half, 2)
+        for symbol in half.trade_pacers:
+            assert half.histories[symbol].trade_ids == whole.histories[symbol].trade_ids
+            assert [t.price for t in half.histories[symbol].trades] == [t.price for t in whole.histories[symbol].trades]
+
+
+@pytest.mark.parametrize("value", ["2/2", "0/0", "1", "a/b", "-1/2", "0/2/3"])
+def test_an_impossible_market_shard_is_refused_by_name(value: str) -> None:
+    with pytest.raises(ValueError, match="shard"):
+        FakeBinanceSettings.model_validate({"market": "all", "market_shard": value})
