@@ -338,10 +338,19 @@ WHERE (s.price, s.quantity, s.first_trade_id, s.last_trade_id, {_US.format("s.tr
 # The hot path's lines (consumer/trade_lines.py) carry the columns in the order of a trade frame.
 _COPY_TRADES = f"COPY trades_staging ({trade_lines.COPY_COLUMNS}) FROM STDIN"
 # The other rows are consumer/parse.py's named tuples, in their fields' order: named, so that no
-# table's column order matters.
-_COPY_AGG_TRADES = f"COPY agg_trades_staging ({', '.join(AggTradeRow._fields)}) FROM STDIN"
-_COPY_KLINES = f"COPY klines_staging ({', '.join(KlineRow._fields)}) FROM STDIN"
-_COPY_BOOK_TICKERS = f"COPY book_tickers_staging ({', '.join(BookTickerRow._fields)}) FROM STDIN"
+# table's column order matters. Spelled out, so that every statement is a literal the project's SQL
+# scan can read; tests/unit/test_sink_copy_columns.py holds each list to its tuple's fields.
+AGG_TRADE_COPY_COLUMNS = (
+    "symbol, agg_trade_id, price, quantity, first_trade_id, last_trade_id, trade_time_us, buyer_is_maker, event_time_us"
+)
+KLINE_COPY_COLUMNS = (
+    "symbol, interval, open_time_us, close_time_us, open, high, low, close, volume, quote_volume, trade_count,"
+    " taker_buy_base_volume, taker_buy_quote_volume, first_trade_id, last_trade_id, is_closed, event_time_us, source"
+)
+BOOK_TICKER_COPY_COLUMNS = "symbol, update_id, bid_price, bid_quantity, ask_price, ask_quantity, received_at_us"
+_COPY_AGG_TRADES = f"COPY agg_trades_staging ({AGG_TRADE_COPY_COLUMNS}) FROM STDIN"
+_COPY_KLINES = f"COPY klines_staging ({KLINE_COPY_COLUMNS}) FROM STDIN"
+_COPY_BOOK_TICKERS = f"COPY book_tickers_staging ({BOOK_TICKER_COPY_COLUMNS}) FROM STDIN"
 
 
 def copy_text(rows: Iterable[tuple[object, ...]]) -> io.StringIO:
