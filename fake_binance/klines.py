@@ -211,33 +211,22 @@ def klines_of_trades(
     """klines_between() over trades read one by one and not held: the period's trades in time order,
     none before it known (so no kline before the period's first trade, as klines_between() when
     given only the period's trades)."""
+    # klines_between()'s walk, with the next trade of an iterator in place of an index.
     bucket = open_time(interval, first_open)
-    last_close = close_time(interval, last_open)
-    current: Kline | None = None
+    upcoming = (trade for trade in trades if trade.trade_time >= bucket)
+    pending = next(upcoming, None)
     previous_close: Decimal | None = None
-    for trade in trades:
-        if trade.trade_time < bucket:
-            continue
-        if trade.trade_time > last_close:
-            break
-        while trade.trade_time > close_time(interval, bucket):
-            if current is None and previous_close is not None:
-                current = empty_kline(symbol, interval, bucket, previous_close)
-            if current is not None:
-                yield current
-                previous_close = current.close
-            current = None
-            bucket = next_open_time(interval, bucket)
-        if current is None:
-            current = empty_kline(symbol, interval, bucket, trade.price)
-        current = add_trade(current, trade)
     while bucket <= last_open:
-        if current is None and previous_close is not None:
-            current = empty_kline(symbol, interval, bucket, previous_close)
+        bucket_close = close_time(interval, bucket)
+        current = empty_kline(symbol, interval, bucket, previous_close) if previous_close is not None else None
+        while pending is not None and pending.trade_time <= bucket_close:
+            if current is None:
+                current = empty_kline(symbol, interval, bucket, pending.price)
+            current = add_trade(current, pending)
+            pending = next(upcoming, None)
         if current is not None:
             yield current
             previous_close = current.close
-        current = None
         bucket = next_open_time(interval, bucket)
 
 
